@@ -93,9 +93,16 @@ def validate_offer(offer: Offer) -> Offer:
         )
     if not REGION_PATTERN.fullmatch(offer.region):
         raise ValidationError(
-            "region", offer.region, "use lowercase words joined by dashes, like eu-west or us-east-1"
+            "region",
+            offer.region,
+            "use lowercase words joined by dashes, like eu-west or us-east-1",
         )
     return offer
+
+
+def nominal_vram_gib(vram_mib: int) -> int:
+    """VRAM as people name it: drivers report an 80 GB H100 as 81,559 MiB (79.6 GiB)."""
+    return round(vram_mib / 1024)
 
 
 def region_matches(region: str, wanted: str) -> bool:

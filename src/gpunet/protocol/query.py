@@ -12,7 +12,7 @@ field      meaning                         operators
 =========  ==============================  ==================
 gpu        catalogue model (comma = any)   ``=`` ``!=``
 count      GPUs on the node                all
-vram       GiB per GPU                     all
+vram       GiB per GPU, as named (80 = H100)  all
 price      USD per GPU-hour                all
 region     region or its subregions        ``=`` ``!=``
 tflops     FP16 TFLOPS of the whole node   all
@@ -35,11 +35,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from gpunet.errors import QuerySyntaxError, ValidationError
 from gpunet.protocol.catalogue import gpu_model
 from gpunet.protocol.nodes import NodeState
-from gpunet.protocol.offers import REGION_PATTERN, region_matches
+from gpunet.protocol.offers import REGION_PATTERN, nominal_vram_gib, region_matches
 from gpunet.protocol.units import parse_usd
 
 Value = int | float | str | tuple[str, ...]
@@ -48,7 +49,7 @@ ORDERING_OPS = ("<=", ">=", "<", ">", "=", "!=")
 EQUALITY_OPS = ("=", "!=")
 _TERM = re.compile(r"\s*([A-Za-z_]+)\s*(<=|>=|!=|==|=|<|>)\s*([^\s<>=!]+)\s*")
 
-_COMPARE: dict[str, Callable[[object, object], bool]] = {
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "=": op.eq,
     "!=": op.ne,
     "<": op.lt,
@@ -74,6 +75,10 @@ class OfferView:
     memory_mib: int
     disk_gib: int
     state: str
+
+    @property
+    def vram_gib(self) -> int:
+        return nominal_vram_gib(self.vram_mib)
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,11 @@ def _int(field: str, text: str) -> int:
 
 def _gib_to_mib(field: str, text: str) -> int:
     return int(_decimal(field, text) * 1024)
+
+
+def _number(field: str, text: str) -> int | float:
+    value = _decimal(field, text)
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def _price(field: str, text: str) -> int:
@@ -153,10 +163,10 @@ class _Field:
 FIELDS: dict[str, _Field] = {
     "gpu": _Field("gpu", EQUALITY_OPS, _gpu),
     "count": _Field("gpu_count", ORDERING_OPS, _int),
-    "vram": _Field("vram_mib", ORDERING_OPS, _gib_to_mib),
+    "vram": _Field("vram_gib", ORDERING_OPS, _number),
     "price": _Field("price_micros", ORDERING_OPS, _price),
     "region": _Field("region", EQUALITY_OPS, _region),
-    "tflops": _Field("fp16_tflops", ORDERING_OPS, lambda f, t: float(_decimal(f, t))),
+    "tflops": _Field("fp16_tflops", ORDERING_OPS, _number),
     "cpu": _Field("cpu_cores", ORDERING_OPS, _int),
     "ram": _Field("memory_mib", ORDERING_OPS, _gib_to_mib),
     "disk": _Field("disk_gib", ORDERING_OPS, _int),

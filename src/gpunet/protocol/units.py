@@ -7,13 +7,16 @@ through ``Decimal`` and refuse anything that would need rounding.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from gpunet.errors import ValidationError
 
 TOKEN_DECIMALS = 18
 ONE_TOKEN = 10**TOKEN_DECIMALS
 MICROS_PER_USD = 1_000_000
+# Far above any real amount (the whole supply is 4.2e28 base units), low enough that a
+# hostile "1e999999" cannot make us build a million-digit integer.
+MAX_WHOLE_UNITS = Decimal(10) ** 30
 
 
 def _exact_units(field: str, text: str | int | Decimal, scale: int) -> int:
@@ -23,10 +26,13 @@ def _exact_units(field: str, text: str | int | Decimal, scale: int) -> int:
         raise ValidationError(field, text, "not a number; write it like 2.50") from None
     if not value.is_finite():
         raise ValidationError(field, text, "must be a finite number")
-    scaled = value * scale
-    if scaled != scaled.to_integral_value():
-        digits = len(str(scale)) - 1
-        raise ValidationError(field, text, f"has more than {digits} decimal places")
+    if abs(value) >= MAX_WHOLE_UNITS:
+        raise ValidationError(field, text, "is too large")
+    with localcontext(prec=80):
+        scaled = value * scale
+        if scaled != scaled.to_integral_value():
+            digits = len(str(scale)) - 1
+            raise ValidationError(field, text, f"has more than {digits} decimal places")
     return int(scaled)
 
 
