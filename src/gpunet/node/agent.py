@@ -1,0 +1,222 @@
+"""The node agent's loop: register, heartbeat, back off when the indexer is away, leave.
+
+::
+
+    STARTING --register ok--> ONLINE --heartbeat ok--> ONLINE
+        |                       |  \\--404: indexer forgot us--> REGISTERING --> ONLINE
+        |                       |
+        +--unreachable / 5xx--> RETRYING (backoff 1, 2, 4 ... 30 s, jittered) --ok--> ONLINE
+        +--other 4xx----------> FAILED (AgentRefused: a misconfiguration, retrying won't help)
+    stop() or signal --> STOPPING (leave, best effort) --> STOPPED
+
+The agent sleeps between calls on an ``Event``, so an idle agent costs no CPU and a stop
+request ends the sleep at once. Time, sleep and randomness are injectable for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from gpunet.api.models import HeartbeatAck, HeartbeatIn, NodePublic, NodeRegistration
+from gpunet.errors import ApiError, GpunetError
+from gpunet.sdk.errors import IndexerUnreachable, InvalidResponse
+
+log = logging.getLogger("gpunet.node")
+
+HEARTBEAT_JITTER = 0.10
+# Statuses that say "not now" rather than "never": retry them like an outage.
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+class AgentState(StrEnum):
+    """Where the agent stands with the indexer."""
+
+    STARTING = "starting"
+    REGISTERING = "registering"
+    ONLINE = "online"
+    RETRYING = "retrying"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class AgentRefused(GpunetError):
+    """The indexer refused the agent with an answer that retrying cannot change."""
+
+    def __init__(self, action: str, error: ApiError) -> None:
+        self.error = error
+        super().__init__(
+            f"the indexer refused to {action}: {error.message} "
+            f"(HTTP {error.status_code}, {error.code}); fix the node's settings and restart it"
+        )
+
+
+class NodeApi(Protocol):
+    """The calls the agent makes; ``gpunet.sdk.Client`` provides them."""
+
+    def register_node(self, node_id: str, registration: NodeRegistration) -> NodePublic: ...
+
+    def heartbeat(self, node_id: str, beat: HeartbeatIn | None = None) -> HeartbeatAck: ...
+
+    def leave(self, node_id: str) -> NodePublic: ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff: ``base_s * factor**(failures - 1)``, capped, then jittered."""
+
+    base_s: float = 1.0
+    factor: float = 2.0
+    cap_s: float = 30.0
+    jitter: float = 0.2
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row (1-based)."""
+        exponent = min(max(failures - 1, 0), 64)  # 2.0**1100 would overflow
+        raw = min(self.cap_s, self.base_s * self.factor**exponent)
+        return min(self.cap_s, raw * rng.uniform(1 - self.jitter, 1 + self.jitter))
+
+
+@dataclass(frozen=True)
+class AgentHealth:
+    """A snapshot for health checks: state and time since the indexer last said yes."""
+
+    state: AgentState
+    seconds_since_heartbeat: float | None
+    consecutive_failures: int
+    last_error: str | None
+
+
+class NodeAgent:
+    """Keeps one node registered and heartbeating until ``stop()`` is called."""
+
+    def __init__(
+        self,
+        client: NodeApi,
+        node_id: str,
+        registration: NodeRegistration,
+        interval_s: float = 60.0,
+        *,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.interval_s = interval_s
+        self._client = client
+        self._registration = registration
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self._rng = rng or random.Random()
+        self._state = AgentState.STARTING
+        self._registered = False
+        self._failures = 0
+        self._last_ok: float | None = None
+        self._last_error: str | None = None
+
+    @property
+    def state(self) -> AgentState:
+        return self._state
+
+    def stop(self) -> None:
+        """Ask the loop to leave and return; safe from any thread."""
+        self._stop.set()
+
+    def health(self) -> AgentHealth:
+        since = None if self._last_ok is None else self._clock() - self._last_ok
+        return AgentHealth(self._state, since, self._failures, self._last_error)
+
+    def run(self) -> None:
+        """Register, heartbeat until stopped, then leave.
+
+        Raises ``AgentRefused`` when the indexer answers a 4xx that is not 404 on a
+        heartbeat (which means "register again"): a misconfiguration, not an outage.
+        """
+        try:
+            while not self._stop.is_set():
+                self._sleep(self._step())
+        except AgentRefused as exc:
+            self._set_state(AgentState.FAILED, str(exc))
+            raise
+        finally:
+            self._leave()
+        self._set_state(AgentState.STOPPED, "agent ended")
+
+    def _step(self) -> float:
+        """One call to the indexer; returns the seconds to wait before the next."""
+        try:
+            return self._heartbeat() if self._registered else self._register()
+        except (ApiError, IndexerUnreachable, InvalidResponse) as exc:
+            return self._on_failure(exc)
+
+    def _register(self) -> float:
+        node = self._client.register_node(self.node_id, self._registration)
+        self._registered = True
+        self._on_success()
+        offer = node.offer
+        self._set_state(
+            AgentState.ONLINE,
+            f"registered node {node.node_id} as {node.state} "
+            f"(operator {node.operator}, region {offer.region})",
+        )
+        return self._next_beat(self.interval_s)
+
+    def _heartbeat(self) -> float:
+        ack = self._client.heartbeat(self.node_id, HeartbeatIn())
+        self._on_success()
+        self._set_state(AgentState.ONLINE, f"heartbeats accepted, node is {ack.state}")
+        return self._next_beat(ack.next_heartbeat_s)
+
+    def _on_success(self) -> None:
+        self._failures = 0
+        self._last_ok = self._clock()
+        self._last_error = None
+
+    def _on_failure(self, exc: ApiError | IndexerUnreachable | InvalidResponse) -> float:
+        self._last_error = str(exc)
+        if isinstance(exc, ApiError) and exc.status_code == 404 and self._registered:
+            self._registered = False
+            self._set_state(AgentState.REGISTERING, "the indexer does not know this node")
+            return 0.0
+        if isinstance(exc, ApiError) and not _retryable(exc):
+            action = "accept a heartbeat" if self._registered else "register this node"
+            raise AgentRefused(action, exc) from exc
+        self._failures += 1
+        delay = self._backoff.delay(self._failures, self._rng)
+        self._set_state(AgentState.RETRYING, f"{exc}; retrying in {delay:.1f}s")
+        return delay
+
+    def _next_beat(self, indexer_hint_s: float) -> float:
+        # Beat at least as often as the indexer asks, so its timeout never fires on us.
+        interval = min(self.interval_s, indexer_hint_s) if indexer_hint_s > 0 else self.interval_s
+        return interval * self._rng.uniform(1 - HEARTBEAT_JITTER, 1 + HEARTBEAT_JITTER)
+
+    def _leave(self) -> None:
+        if not self._registered:
+            return
+        self._set_state(AgentState.STOPPING, "leaving the network")
+        try:
+            self._client.leave(self.node_id)
+        except GpunetError as exc:
+            # Best effort: the indexer marks us offline after its heartbeat timeout anyway.
+            log.warning("could not leave cleanly (%s); the indexer will time the node out", exc)
+        self._registered = False
+
+    def _set_state(self, state: AgentState, reason: str) -> None:
+        changed = state is not self._state
+        self._state = state
+        log.log(logging.INFO if changed else logging.DEBUG, "%s: %s", state, reason)
+
+
+def _retryable(error: ApiError) -> bool:
+    return error.status_code >= 500 or error.status_code in RETRYABLE_STATUSES

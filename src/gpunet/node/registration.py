@@ -1,0 +1,71 @@
+"""Turn what this machine has (hardware, benchmark) and asks (price, region) into a
+``NodeRegistration``, checked by the same protocol rules the indexer applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gpunet import __version__
+from gpunet.api.models import HardwareClaimModel, NodeRegistration, OfferModel
+from gpunet.errors import UnknownGpuModel, ValidationError
+from gpunet.node.benchmark import BenchmarkResult
+from gpunet.node.hardware import GpuInfo, Hardware
+from gpunet.protocol.catalogue import CATALOGUE, CPU_MODEL, identify_gpu
+from gpunet.protocol.offers import validate_claim, validate_offer
+
+
+def build_registration(
+    hardware: Hardware,
+    benchmark: BenchmarkResult,
+    price_micros: int,
+    region: str,
+    agent_version: str = __version__,
+) -> NodeRegistration:
+    """The registration for this machine; raises ValidationError before any request."""
+    model, count, vram_mib = gpu_claim(hardware.gpus)
+    claim = HardwareClaimModel(
+        gpu_model=model,
+        gpu_count=count,
+        vram_mib=vram_mib,
+        cpu_cores=hardware.cpu_cores,
+        memory_mib=hardware.memory_mib,
+        disk_gib=hardware.disk_free_gib,
+        benchmark_gflops=round(float(benchmark.gflops), 1),
+        detection=hardware.source,
+    )
+    offer = OfferModel(price_micros=price_micros, region=region)
+    validate_claim(claim.to_protocol())
+    validate_offer(offer.to_protocol())
+    return NodeRegistration(hardware=claim, offer=offer, agent_version=agent_version)
+
+
+def gpu_claim(gpus: Sequence[GpuInfo]) -> tuple[str, int, int]:
+    """Catalogue model, GPU count and per-GPU VRAM (the smallest) for ``gpus``.
+
+    No GPUs make a CPU node ("CPU", 0, 0). Every GPU must be a catalogue model, and all
+    of the same model, since a node sells one kind of GPU.
+    """
+    if not gpus:
+        return CPU_MODEL, 0, 0
+    models = {_catalogue_name(gpu) for gpu in gpus}
+    if len(models) > 1:
+        raise ValidationError(
+            "gpu_model",
+            sorted(models),
+            "a node sells one GPU model; run the agent on a machine whose GPUs are all alike",
+        )
+    return models.pop(), len(gpus), min(gpu.vram_mib for gpu in gpus)
+
+
+def _catalogue_name(gpu: GpuInfo) -> str:
+    model = identify_gpu(gpu.name, gpu.vram_mib)
+    if model is None:
+        known = ", ".join(name for name in CATALOGUE if name != CPU_MODEL)
+        raise UnknownGpuModel(
+            "gpu_model",
+            gpu.name,
+            f"this GPU is not in the catalogue, so it cannot be offered yet (known: {known}); "
+            "open an issue with its name and specs to have it added",
+        )
+    return model.name
