@@ -1,0 +1,80 @@
+"""The indexer's FastAPI app factory.
+
+``create_app`` builds everything an app needs (settings, engine, metrics) and
+nothing at import time. Starting the app migrates the database and starts the
+liveness sweeper; stopping it cancels the sweeper and disposes the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gpunet import __version__
+from gpunet.indexer.context import Clock, IndexerContext, app_context
+from gpunet.indexer.database import Database, ensure_sqlite_directory, make_engine
+from gpunet.indexer.error_handlers import install_error_handlers
+from gpunet.indexer.metrics import IndexerMetrics
+from gpunet.indexer.middleware import BodyLimitMiddleware, MetricsMiddleware
+from gpunet.indexer.migrate import upgrade_database
+from gpunet.indexer.routes import health, nodes, offers
+from gpunet.indexer.settings import IndexerSettings, load_settings
+from gpunet.indexer.sweeper import run_sweeper
+
+DESCRIPTION = """\
+The gpunet indexer keeps the registry of nodes and their offers and tracks liveness.
+
+Every state-changing request is signed with an Ethereum key: the headers
+`X-Gpunet-Address`, `X-Gpunet-Timestamp`, `X-Gpunet-Nonce` and `X-Gpunet-Signature`
+carry an EIP-191 signature over the method, path with query, SHA-256 of the body,
+timestamp and nonce (see `gpunet.protocol.auth`). Errors are `ErrorBody` objects.
+"""
+
+TAGS = [
+    {"name": "nodes", "description": "Register nodes, heartbeat, leave, list and show."},
+    {"name": "offers", "description": "Search the offers of online nodes."},
+    {"name": "operations", "description": "Health and Prometheus metrics of the indexer."},
+]
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    context = app_context(app)
+    ensure_sqlite_directory(context.settings.resolved_database_url())
+    await asyncio.to_thread(upgrade_database, context.database.engine)
+    sweeper = asyncio.create_task(run_sweeper(context), name="gpunet-liveness-sweeper")
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        context.database.engine.dispose()
+
+
+def create_app(settings: IndexerSettings | None = None, clock: Clock = time.time) -> FastAPI:
+    """A ready indexer app; ``settings`` default to the environment (``GPUNET_*``)."""
+    settings = settings if settings is not None else load_settings()
+    database = Database.from_engine(make_engine(settings.resolved_database_url()))
+    context = IndexerContext(
+        settings=settings, clock=clock, database=database, metrics=IndexerMetrics.create()
+    )
+    app = FastAPI(
+        title="gpunet indexer",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=_lifespan,
+    )
+    app.state.indexer = context
+    install_error_handlers(app)
+    for router in (health.router, nodes.router, offers.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=context.metrics)
+    return app

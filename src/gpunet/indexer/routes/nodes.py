@@ -1,0 +1,143 @@
+"""Routes of the node registry: register, heartbeat, leave, list and show."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response, status
+from pydantic import BaseModel, ConfigDict
+
+from gpunet.api.models import HeartbeatAck, HeartbeatIn, NodeList, NodePublic, NodeRegistration
+from gpunet.errors import NotFoundError
+from gpunet.indexer import registry, store
+from gpunet.indexer.deps import Context, ReadSession, Signer
+from gpunet.indexer.error_handlers import ERROR_RESPONSES, SIGNED_ERROR_RESPONSES
+from gpunet.indexer.views import node_public
+from gpunet.protocol.nodes import NodeState
+from gpunet.protocol.offers import validate_node_id
+
+router = APIRouter(prefix="/v1/nodes", tags=["nodes"], responses=ERROR_RESPONSES)
+
+ADDRESS_PATTERN = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+class LeaveIn(BaseModel):
+    """Body of ``POST /v1/nodes/{node_id}/leave``: empty, or an empty object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@router.put(
+    "/{node_id}",
+    summary="Register or update a node",
+    description=(
+        "Signed. Creates the node (201) with the signer as its operator, or updates its "
+        "claim and offer (200) when the signer already operates it; another operator's "
+        "node answers 403. Registering counts as a heartbeat."
+    ),
+    response_model=NodePublic,
+    responses={**SIGNED_ERROR_RESPONSES, 201: {"description": "Node created"}},
+)
+def register_node(
+    node_id: str,
+    registration: NodeRegistration,
+    signer: Signer,
+    context: Context,
+    response: Response,
+) -> NodePublic:
+    now = context.clock()
+    with context.database.writing() as session:
+        record, created = registry.register_node(
+            session, node_id, signer.address, registration, now
+        )
+        public = node_public(record, now, context.settings.heartbeat_timeout_s)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return public
+
+
+@router.post(
+    "/{node_id}/heartbeat",
+    summary="Report that a node is alive",
+    description=(
+        "Signed by the node's operator. An offline node comes back idle. Unknown nodes "
+        "answer 404: the agent should register again."
+    ),
+    response_model=HeartbeatAck,
+    responses=SIGNED_ERROR_RESPONSES,
+)
+def heartbeat(node_id: str, beat: HeartbeatIn, signer: Signer, context: Context) -> HeartbeatAck:
+    now = context.clock()
+    with context.database.writing() as session:
+        record = registry.record_heartbeat(session, node_id, signer.address, beat, now)
+        ack = HeartbeatAck(
+            node_id=record.node_id,
+            state=NodeState(record.state),
+            next_heartbeat_s=context.settings.heartbeat_interval_s,
+        )
+    return ack
+
+
+@router.post(
+    "/{node_id}/leave",
+    summary="Take a node offline",
+    description="Signed by the node's operator, on a clean agent shutdown. Body: none or {}.",
+    response_model=NodePublic,
+    responses=SIGNED_ERROR_RESPONSES,
+)
+def leave(
+    node_id: str,
+    signer: Signer,
+    context: Context,
+    _body: Annotated[LeaveIn | None, Body()] = None,
+) -> NodePublic:
+    now = context.clock()
+    with context.database.writing() as session:
+        record = registry.leave(session, node_id, signer.address)
+        public = node_public(record, now, context.settings.heartbeat_timeout_s)
+    return public
+
+
+@router.get(
+    "",
+    summary="List nodes",
+    description=(
+        "Nodes by id. `state` filters by the state under the liveness rule (a node "
+        "silent past the timeout is offline); `total` counts all pages."
+    ),
+    response_model=NodeList,
+)
+def list_nodes(
+    session: ReadSession,
+    context: Context,
+    state: Annotated[NodeState | None, Query(description="idle, busy or offline")] = None,
+    operator: Annotated[
+        str | None, Query(pattern=ADDRESS_PATTERN.pattern, description="operator address")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> NodeList:
+    now = context.clock()
+    page = store.list_nodes(
+        session,
+        cutoff=context.liveness_cutoff(now),
+        state=state,
+        operator=operator,
+        limit=limit,
+        offset=offset,
+    )
+    timeout = context.settings.heartbeat_timeout_s
+    return NodeList(nodes=[node_public(n, now, timeout) for n in page.nodes], total=page.total)
+
+
+@router.get(
+    "/{node_id}",
+    summary="Show one node",
+    description="The node's claim, offer and state under the liveness rule.",
+    response_model=NodePublic,
+)
+def get_node(node_id: str, session: ReadSession, context: Context) -> NodePublic:
+    record = store.get_node(session, validate_node_id(node_id))
+    if record is None:
+        raise NotFoundError(f"node {node_id} is not registered")
+    return node_public(record, context.clock(), context.settings.heartbeat_timeout_s)

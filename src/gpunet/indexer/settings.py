@@ -1,0 +1,76 @@
+"""The indexer's settings, read from ``GPUNET_*`` environment variables.
+
+Settings are built when an app is created (``load_settings``), never at import time,
+so tests and several apps in one process each get their own. A bad value raises
+``ConfigError`` naming the variable and the value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Self
+
+import pydantic
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gpunet.errors import ConfigError
+
+ENV_PREFIX = "GPUNET_"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+
+class IndexerSettings(BaseSettings):
+    """How an indexer stores its data and judges liveness and signed requests."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/indexer.db",
+    )
+    data_dir: Path = Field(default=Path(".gpunet"), description="where the SQLite file lives")
+    heartbeat_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    heartbeat_timeout_s: float = Field(default=180.0, gt=0, le=7 * 86_400)
+    sweep_interval_s: float = Field(default=5.0, gt=0, le=3_600)
+    max_skew_s: float = Field(default=60.0, gt=0, le=3_600)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=64 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _timeout_exceeds_interval(self) -> Self:
+        if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
+            raise ValueError(
+                f"heartbeat_timeout_s ({self.heartbeat_timeout_s:g}) must be longer than "
+                f"heartbeat_interval_s ({self.heartbeat_interval_s:g}), or every node "
+                "would go offline between two heartbeats"
+            )
+        return self
+
+    def resolved_database_url(self) -> str:
+        """The database URL in use: the configured one, or SQLite in ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.sqlite_path()}"
+
+    def sqlite_path(self) -> Path:
+        """Where the default SQLite database file lives."""
+        return self.data_dir / "indexer.db"
+
+
+def load_settings(**overrides: Any) -> IndexerSettings:
+    """Build settings from the environment and ``overrides``; raise ``ConfigError`` if bad."""
+    try:
+        return IndexerSettings(**overrides)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    error = exc.errors()[0]
+    if not error["loc"]:
+        return f"indexer settings are inconsistent: {error['msg'].removeprefix('Value error, ')}"
+    name = str(error["loc"][0])
+    return (
+        f"setting {ENV_PREFIX}{name.upper()} has value {error['input']!r}: {error['msg']}; "
+        f"fix the environment variable or the value passed as {name}"
+    )

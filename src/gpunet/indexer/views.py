@@ -1,0 +1,72 @@
+"""Stored records as the API shows them.
+
+Times leave the store as unix seconds and reach clients as UTC datetimes. A node's
+state is shown as the liveness rule sees it now, so a silent node reads offline
+before the sweeper has marked it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from gpunet.api.models import HardwareClaimModel, NodePublic, OfferModel, OfferPublic
+from gpunet.indexer.orm import NodeRecord
+from gpunet.protocol.nodes import NodeState, state_after_sweep
+
+
+def to_datetime(unix_seconds: float) -> datetime:
+    """A timezone-aware UTC datetime for unix seconds."""
+    return datetime.fromtimestamp(unix_seconds, tz=UTC)
+
+
+def effective_state(record: NodeRecord, now: float, timeout_s: float) -> NodeState:
+    """The node's state under the liveness rule at ``now``."""
+    return state_after_sweep(NodeState(record.state), record.last_heartbeat_at, now, timeout_s)
+
+
+def _hardware(record: NodeRecord) -> HardwareClaimModel:
+    return HardwareClaimModel.model_validate(
+        {
+            "gpu_model": record.gpu_model,
+            "gpu_count": record.gpu_count,
+            "vram_mib": record.vram_mib,
+            "cpu_cores": record.cpu_cores,
+            "memory_mib": record.memory_mib,
+            "disk_gib": record.disk_gib,
+            "benchmark_gflops": record.benchmark_gflops,
+            "detection": record.detection,
+        }
+    )
+
+
+def node_public(record: NodeRecord, now: float, timeout_s: float) -> NodePublic:
+    """The public view of a node at ``now``."""
+    return NodePublic(
+        node_id=record.node_id,
+        operator=record.operator,
+        hardware=_hardware(record),
+        offer=OfferModel(price_micros=record.price_micros, region=record.region),
+        agent_version=record.agent_version,
+        state=effective_state(record, now, timeout_s),
+        registered_at=to_datetime(record.registered_at),
+        last_heartbeat_at=to_datetime(record.last_heartbeat_at),
+        heartbeats=record.heartbeats,
+    )
+
+
+def offer_public(record: NodeRecord) -> OfferPublic:
+    """The offer of an online node, flattened for listing."""
+    return OfferPublic(
+        node_id=record.node_id,
+        operator=record.operator,
+        gpu=record.gpu_model,
+        gpu_count=record.gpu_count,
+        vram_mib=record.vram_mib,
+        price_micros=record.price_micros,
+        region=record.region,
+        fp16_tflops=record.fp16_tflops,
+        cpu_cores=record.cpu_cores,
+        memory_mib=record.memory_mib,
+        disk_gib=record.disk_gib,
+        state=NodeState(record.state),
+    )
