@@ -1,0 +1,147 @@
+"""``gpunet demo``: a scripted tour of a local network, which fails loudly if a step does."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from gpunet.cli.console import out
+from gpunet.cli.listing import nodes_table, offers_table
+from gpunet.cli.localnet import MAX_NODES, LocalNetwork, NetworkSpec, free_port, wait_until
+from gpunet.errors import ApiError, GpunetError
+from gpunet.sdk import Client
+
+DEMO_HEARTBEAT_S = 1.0
+ONLINE_TIMEOUT_S = 40.0
+OFFLINE_TIMEOUT_S = 10.0
+QUERIES = (("", "price"), ("gpu=CPU price<1", "price"), ("region=eu", "-price"))
+BAD_QUERY = "gpu=CPU price<cheap"
+
+
+class DemoFailed(GpunetError):
+    """A demo step did not show what it should have."""
+
+
+@dataclass
+class Tour:
+    """The demo's steps over one running network, timed for the summary."""
+
+    network: LocalNetwork
+    client: Client
+    timings: list[tuple[str, float]] = field(default_factory=list)
+
+    def step(self, title: str, action: Callable[[], None]) -> None:
+        out.rule(f"[bold]{len(self.timings) + 1}. {title}")
+        started = time.monotonic()
+        action()
+        self.timings.append((title, time.monotonic() - started))
+
+    def states(self) -> dict[str, str]:
+        """Registry state of each local node (``unregistered`` until it has registered)."""
+        listed = {n.node_id: n.state for n in self.client.list_nodes(limit=1000).nodes}
+        ids = {name: self.network.node_id(name) for name in self.network.nodes}
+        return {name: listed.get(node_id or "", "unregistered") for name, node_id in ids.items()}
+
+    def wait_for(self, names: list[str], online: bool, timeout_s: float) -> None:
+        word = "online" if online else "offline"
+
+        def reached() -> bool:
+            states = self.states()
+            return all((states[n] in ("idle", "busy")) == online for n in names)
+
+        wait_until(reached, timeout_s, f"{', '.join(names)} not {word} after {timeout_s:g}s")
+        out.print(f"{', '.join(names)}: {word}")
+
+    def start(self) -> None:
+        self.network.start()
+        self.wait_for(list(self.network.nodes), online=True, timeout_s=ONLINE_TIMEOUT_S)
+
+    def show_nodes(self) -> None:
+        listing = self.client.list_nodes()
+        out.print(nodes_table(listing.nodes, title=f"{listing.total} node(s)"))
+
+    def show_offers(self) -> None:
+        for where, order in QUERIES:
+            listing = self.client.list_offers(where=where, order=order)
+            if listing.total == 0:
+                raise DemoFailed(f"offers where {where!r} found nothing; expected online nodes")
+            out.print(offers_table(listing.offers, title=f"offers where {where!r} order {order}"))
+
+    def show_bad_query(self) -> None:
+        out.print(f"offers where {BAD_QUERY!r}:")
+        try:
+            self.client.list_offers(where=BAD_QUERY)
+        except ApiError as exc:
+            out.print(Text(f"error: {exc}", style="red"), soft_wrap=True)
+            return
+        raise DemoFailed(f"the indexer accepted the bad filter {BAD_QUERY!r}")
+
+    def stop_node(self, name: str) -> None:
+        self.network.stop_node(name)
+        self.wait_for([name], online=False, timeout_s=OFFLINE_TIMEOUT_S)
+        self.show_nodes()
+
+    def restart_node(self, name: str) -> None:
+        self.network.start_node(name)
+        self.wait_for([name], online=True, timeout_s=ONLINE_TIMEOUT_S)
+        self.show_nodes()
+
+    def print_summary(self, total_s: float) -> None:
+        summary = Table("step", "seconds", title="summary", title_justify="left")
+        for title, seconds in self.timings:
+            summary.add_row(title, f"{seconds:.1f}")
+        summary.add_row("[bold]total", f"[bold]{total_s:.1f}")
+        out.print(summary)
+
+
+def demo(
+    nodes: Annotated[int, typer.Option(min=1, max=MAX_NODES, help="How many nodes to run.")] = 4,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep the network here. Default: a temporary dir, removed after."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Indexer port. Default: a free one.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Start a local network, query it, take a node down and up again, then stop.
+
+    Exits 0 when every step showed what it should, 2 otherwise. Takes under a minute.
+    """
+    root = data_dir or Path(tempfile.mkdtemp(prefix="gpunet-demo-"))
+    spec = NetworkSpec(nodes=nodes, port=port or free_port(), heartbeat_s=DEMO_HEARTBEAT_S)
+    network = LocalNetwork(spec, root)
+    started = time.monotonic()
+    try:
+        with network.client() as client:
+            tour = Tour(network, client)
+            run_tour(tour)
+    finally:
+        network.stop()  # again, in case a step failed; stopping twice is harmless
+        if data_dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+    tour.print_summary(time.monotonic() - started)
+    out.print("[green]demo passed[/]")
+
+
+def run_tour(tour: Tour) -> None:
+    first = next(iter(tour.network.nodes))
+    tour.step("start an indexer and the nodes, wait until all are online", tour.start)
+    tour.step("list the nodes", tour.show_nodes)
+    tour.step("query the offers", tour.show_offers)
+    tour.step("a bad query is refused with a clear error", tour.show_bad_query)
+    tour.step(f"stop {first}: it leaves and goes offline", lambda: tour.stop_node(first))
+    tour.step(f"restart {first}: it comes back online", lambda: tour.restart_node(first))
+    tour.step("stop everything: nodes leave, then the indexer stops", tour.network.stop)
