@@ -47,6 +47,7 @@ Value = int | float | str | tuple[str, ...]
 
 ORDERING_OPS = ("<=", ">=", "<", ">", "=", "!=")
 EQUALITY_OPS = ("=", "!=")
+MAX_FILTER_NUMBER = Decimal(10) ** 15
 _TERM = re.compile(r"\s*([A-Za-z_]+)\s*(<=|>=|!=|==|=|<|>)\s*([^\s<>=!]+)\s*")
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
@@ -97,6 +98,9 @@ def _decimal(field: str, text: str) -> Decimal:
         raise QuerySyntaxError(field, text, "expected a number, like 2.5") from None
     if not value.is_finite() or value < 0:
         raise QuerySyntaxError(field, text, "expected a non-negative number")
+    # A hostile exponent (1e999999999) would otherwise build a huge integer.
+    if value >= MAX_FILTER_NUMBER:
+        raise QuerySyntaxError(field, text, f"expected a number below {MAX_FILTER_NUMBER:.0e}")
     return value
 
 
