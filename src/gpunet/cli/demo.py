@@ -90,6 +90,13 @@ class Tour:
         self.wait_for([name], online=False, timeout_s=OFFLINE_TIMEOUT_S)
         self.show_nodes()
 
+    def kill_node(self, name: str) -> None:
+        self.network.kill_node(name)
+        timeout = self.network.spec.timeout_s
+        out.print(f"{name} killed; the indexer marks it offline after {timeout:g}s of silence")
+        self.wait_for([name], online=False, timeout_s=timeout + OFFLINE_TIMEOUT_S)
+        self.show_nodes()
+
     def restart_node(self, name: str) -> None:
         self.network.start_node(name)
         self.wait_for([name], online=True, timeout_s=ONLINE_TIMEOUT_S)
@@ -116,8 +123,9 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Start a local network, query it, take a node down and up again, then stop.
+    """Start a local network, query it, take nodes down and up again, then stop.
 
+    One node leaves cleanly; another is killed and must be noticed by its silence.
     Exits 0 when every step showed what it should, 2 otherwise. Takes under a minute.
     """
     root = data_dir or Path(tempfile.mkdtemp(prefix="gpunet-demo-"))
@@ -137,11 +145,17 @@ def demo(
 
 
 def run_tour(tour: Tour) -> None:
-    first = next(iter(tour.network.nodes))
+    first, *others = tour.network.nodes
+    crashed = others[0] if others else first
     tour.step("start an indexer and the nodes, wait until all are online", tour.start)
     tour.step("list the nodes", tour.show_nodes)
     tour.step("query the offers", tour.show_offers)
     tour.step("a bad query is refused with a clear error", tour.show_bad_query)
     tour.step(f"stop {first}: it leaves and goes offline", lambda: tour.stop_node(first))
     tour.step(f"restart {first}: it comes back online", lambda: tour.restart_node(first))
+    tour.step(
+        f"kill {crashed} without warning: it misses heartbeats and goes offline",
+        lambda: tour.kill_node(crashed),
+    )
+    tour.step(f"restart {crashed}: it comes back online", lambda: tour.restart_node(crashed))
     tour.step("stop everything: nodes leave, then the indexer stops", tour.network.stop)

@@ -179,6 +179,10 @@ class LocalNetwork:
     def stop_node(self, name: str, grace_s: float = 10.0) -> None:
         self.nodes[name].stop(grace_s)
 
+    def kill_node(self, name: str) -> None:
+        """End a node without letting it leave: the indexer must notice the silence."""
+        self.nodes[name].kill()
+
     def stop(self, grace_s: float = 10.0) -> None:
         """Stop nodes first (they leave while the indexer still answers), then the indexer."""
         for child in self.nodes.values():

@@ -74,6 +74,14 @@ class ChildProcess:
             self.stopping = True
             self._popen.terminate()
 
+    def kill(self) -> int | None:
+        """SIGKILL at once, as a crash or a pulled plug would; return the exit status."""
+        if self._popen is None:
+            return None
+        self.stopping = True
+        self._popen.kill()
+        return self._popen.wait()
+
     def stop(self, grace_s: float) -> int | None:
         """SIGTERM, wait up to ``grace_s``, then SIGKILL; return the exit status."""
         if self._popen is None:
