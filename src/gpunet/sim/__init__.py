@@ -1,0 +1,1 @@
+"""The economy lab: simulate the token economy, compare designs, find the death spiral."""
