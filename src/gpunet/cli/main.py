@@ -13,7 +13,7 @@ from typer._click.core import Context
 from typer.core import TyperGroup
 
 from gpunet import __version__
-from gpunet.cli import demo, indexer, keys, listing, network, node
+from gpunet.cli import demo, indexer, keys, listing, network, node, sim
 from gpunet.cli.console import ERROR_EXIT_CODE, print_error
 from gpunet.errors import GpunetError
 
@@ -40,6 +40,7 @@ app = typer.Typer(
 app.add_typer(keys.app, name="keys")
 app.add_typer(node.app, name="node")
 app.add_typer(indexer.app, name="indexer")
+app.add_typer(sim.app, name="sim")
 app.command("nodes")(listing.nodes)
 app.command("offers")(listing.offers)
 app.command("up")(network.up)
