@@ -21,6 +21,7 @@ from pathlib import Path
 import bench_agent
 import bench_heartbeats
 import bench_offers
+import bench_sim
 from harness import REPO_ROOT
 from report import Figure, Section, results_markdown
 from rich.console import Console
@@ -32,6 +33,7 @@ BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("heartbeats", bench_heartbeats.run),
     ("offers", bench_offers.run),
     ("agent", bench_agent.run),
+    ("sim", bench_sim.run),
 )
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 
