@@ -1,5 +1,7 @@
 # Targets mirror CI (.ci/run). The virtualenv lives in .venv.
 PY ?= .venv/bin/python
+# CI adds ray (EXTRAS=dev,ray) so the Ray sweep test runs; the demo does not need it.
+EXTRAS ?= dev
 VENV_STAMP := .venv/.installed
 
 .PHONY: install test test-unit test-integration lint format openapi openapi-check bench demo up clean
@@ -9,7 +11,7 @@ install: $(VENV_STAMP)
 $(VENV_STAMP): pyproject.toml
 	test -x $(PY) || python3.11 -m venv .venv || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(VENV_STAMP)
 
 test: install
