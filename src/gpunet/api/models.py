@@ -114,8 +114,19 @@ class OfferPublic(BaseModel):
 
 
 class OfferList(BaseModel):
+    """A page of offers and how many match on all pages.
+
+    The indexer counts matches up to 10,000: ``total_is_exact`` is false when more
+    match, and ``total`` is then a lower bound.
+    """
+
     offers: list[OfferPublic]
-    total: int
+    total: int = Field(
+        description="matching offers on all pages; at least this many when not exact"
+    )
+    total_is_exact: bool = Field(
+        default=True, description="false when more offers match than the indexer counts"
+    )
 
 
 class ErrorBody(BaseModel):

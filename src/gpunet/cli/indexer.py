@@ -39,6 +39,12 @@ def start(
             show_default=False,
         ),
     ] = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log", help="Log every request. Off by default: /metrics counts requests."
+        ),
+    ] = False,
 ) -> None:
     """Serve the indexer's HTTP API until Ctrl-C. Other settings: GPUNET_* variables."""
     from sqlalchemy.engine import make_url
@@ -55,4 +61,4 @@ def start(
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     database = make_url(settings.resolved_database_url()).render_as_string(hide_password=True)
     note(f"indexer on http://{host}:{port}, database {database}")
-    serve(settings, host, port)
+    serve(settings, host, port, access_log=access_log)

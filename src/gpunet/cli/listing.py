@@ -62,7 +62,8 @@ def offers(
     if as_json:
         print_json(listing.model_dump(mode="json"))
         return
-    title = f"{listing.total} offer(s)" + (f" where {where}" if where.strip() else "")
+    total = str(listing.total) if listing.total_is_exact else f"more than {listing.total}"
+    title = f"{total} offer(s)" + (f" where {where}" if where.strip() else "")
     out.print(offers_table(listing.offers, title=title))
 
 

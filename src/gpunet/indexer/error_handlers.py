@@ -36,6 +36,7 @@ from gpunet.errors import (
     UnknownGpuModel,
     ValidationError,
 )
+from gpunet.indexer.signing import record_unwritten_nonce
 
 log = logging.getLogger("gpunet.indexer")
 
@@ -118,8 +119,13 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _request_validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    try:
+        # A signed request refused here still uses up its nonce; a replay answers 401.
+        await record_unwritten_nonce(request)
+    except AuthError as replayed:
+        return await _auth_error(request, replayed)
     errors = exc.errors()
     first: Mapping[str, Any] = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
     if first.get("type") == "json_invalid":

@@ -4,9 +4,14 @@
 that meaning (a property test checks it on random nodes and filters). Each condition
 becomes a comparison on a plain column, so the database does the work.
 
-Finding the first page takes one or two tries. The probe reads the ``PROBE_ROWS``
-first nodes in the requested order through its index and filters those; when that
-yields the whole page, it is the right page. When the filter is rare among them (or
+The total is counted first, up to ``COUNT_LIMIT`` matches: a filter that matches
+more gets ``total_is_exact=False`` and the count stops early.
+
+Finding the first page then takes one or two tries. A filter that pins one GPU model
+(``gpu=H100``) sorted by price walks the ``(gpu_model, price_micros)`` index and
+stops when the page is full. Otherwise the probe reads the ``PROBE_ROWS`` first
+nodes in the requested order through its index and filters those; when that yields
+the whole page, it is the right page. When the filter is rare among them (or
 anti-correlated with the order, such as ``vram>=80`` by ascending TFLOPS), a
 filtered scan and top-N sort finds it instead: sorting by an expression keeps the
 database from walking the whole order index, row by row, through the table.
@@ -19,8 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, func, literal, not_, or_, select, true
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from gpunet.errors import QuerySyntaxError
 from gpunet.indexer.orm import NodeRecord
@@ -29,6 +37,8 @@ from gpunet.protocol.query import Condition
 
 OfferOrder = Literal["price", "-price", "tflops", "-tflops"]
 PROBE_ROWS = 2000
+COUNT_LIMIT = 10_000
+"""Totals are counted up to this many matches; a larger total is not exact."""
 
 # Every stored integer is far below this, so clamping a larger filter value to it
 # keeps each comparison's truth and keeps the value inside a 64-bit column.
@@ -59,6 +69,9 @@ _COMPARE: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     ">=": op.ge,
 }
 
+# Columns whose index always narrows a search down: an operator runs few nodes.
+_SELECTIVE_INDEXES = frozenset({"operator"})
+
 # Sort key and direction; ties are broken by node id, ascending.
 _ORDERS: dict[str, tuple[str, bool]] = {
     "price": ("price_micros", False),
@@ -80,8 +93,38 @@ def _membership(inside: ColumnElement[bool], condition: Condition) -> ColumnElem
     return inside if condition.op == "=" else not_(inside)
 
 
-def condition_clause(condition: Condition) -> ColumnElement[bool]:
-    """The SQL form of one parsed filter condition."""
+class _Unindexed(ColumnElement[Any]):
+    """A column SQLite must read from the row, not look up through an index.
+
+    Rendered ``+column`` on SQLite (the unary plus changes no value but hides the
+    column from the planner) and as the plain column elsewhere: PostgreSQL keeps
+    statistics and chooses well.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_Unindexed)
+def _compile_unindexed(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(_Unindexed, "sqlite")
+def _compile_unindexed_sqlite(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.column, **kw)
+
+
+def condition_clause(condition: Condition, *, unindexed: bool = False) -> ColumnElement[bool]:
+    """The SQL form of one parsed filter condition.
+
+    ``unindexed`` hides the column from SQLite's planner (``_Unindexed``) unless its
+    index is always selective (the operator's).
+    """
     name = _COLUMNS.get(condition.attribute)
     compare = _COMPARE.get(condition.op)
     if name is None or compare is None:
@@ -89,6 +132,8 @@ def condition_clause(condition: Condition) -> ColumnElement[bool]:
             "where", condition.attribute, "this indexer cannot filter on that field yet"
         )
     column = getattr(NodeRecord, name)
+    if unindexed and name not in _SELECTIVE_INDEXES:
+        column = _Unindexed(column)
     value = condition.value
     if condition.attribute == "gpu" and isinstance(value, tuple):
         return _membership(column.in_(value), condition)
@@ -98,9 +143,11 @@ def condition_clause(condition: Condition) -> ColumnElement[bool]:
     return compare(column, _clamped(value))
 
 
-def filter_clause(conditions: Sequence[Condition]) -> ColumnElement[bool]:
+def filter_clause(
+    conditions: Sequence[Condition], *, unindexed: bool = False
+) -> ColumnElement[bool]:
     """All conditions together; an empty filter matches every node."""
-    return and_(true(), *(condition_clause(c) for c in conditions))
+    return and_(true(), *(condition_clause(c, unindexed=unindexed) for c in conditions))
 
 
 def _sort_key(order: str) -> tuple[Any, bool]:
@@ -118,14 +165,39 @@ def _ordered(query: Select[Any], order: str, *, by_index: bool = True) -> Select
 
 @dataclass(frozen=True)
 class OfferPage:
-    """The first ``limit`` matching online nodes and how many match in all."""
+    """The first ``limit`` matching online nodes and how many match in all.
+
+    ``total`` is exact when ``total_is_exact``; otherwise more than
+    ``COUNT_LIMIT`` nodes match and ``total`` is ``COUNT_LIMIT``.
+    """
 
     nodes: Sequence[NodeRecord]
     total: int
+    total_is_exact: bool = True
 
 
-def _matching(conditions: Sequence[Condition], cutoff: float) -> ColumnElement[bool]:
-    return and_(online_clause(cutoff), filter_clause(conditions))
+def _matching(
+    conditions: Sequence[Condition], cutoff: float, *, unindexed: bool = False
+) -> ColumnElement[bool]:
+    # The filter first: it is usually more selective than the liveness rule, which
+    # nearly every node passes, so a scan rejects most rows after fewer comparisons.
+    return and_(filter_clause(conditions, unindexed=unindexed), online_clause(cutoff))
+
+
+def _count_capped(session: Session, where: ColumnElement[bool], limit: int) -> int:
+    """How many nodes satisfy ``where``, counting no further than ``limit``."""
+    capped = select(literal(1)).select_from(NodeRecord).where(where).limit(limit).subquery()
+    return session.scalar(select(func.count()).select_from(capped)) or 0
+
+
+def _pinned_model(conditions: Sequence[Condition]) -> str | None:
+    """The one GPU model the filter requires (``gpu=X``), if it names exactly one."""
+    for condition in conditions:
+        value = condition.value
+        pins = condition.attribute == "gpu" and condition.op == "="
+        if pins and isinstance(value, tuple) and len(value) == 1:
+            return value[0]
+    return None
 
 
 def _probe_bound(session: Session, order: str) -> Any:
@@ -146,6 +218,12 @@ def _first_page(
         found = session.scalars(probe).all()
         if len(found) >= wanted:
             return found
+    return _scanned_page(session, where, order, limit)
+
+
+def _scanned_page(
+    session: Session, where: ColumnElement[bool], order: str, limit: int
+) -> Sequence[NodeRecord]:
     query = _ordered(select(NodeRecord).where(where), order, by_index=False)
     return session.scalars(query.limit(limit)).all()
 
@@ -163,16 +241,35 @@ def search_offers(
     order: OfferOrder = "price",
     limit: int = 100,
 ) -> OfferPage:
-    """Online nodes matching ``conditions``, sorted by ``order``, ties by node id."""
-    where = _matching(conditions, cutoff)
-    counts = select(func.count().filter(where), func.count()).select_from(NodeRecord)
-    matching, all_nodes = session.execute(counts).one()
+    """Online nodes matching ``conditions``, sorted by ``order``, ties by node id.
+
+    The total is counted up to ``COUNT_LIMIT`` matches (``OfferPage.total_is_exact``).
+    The count, the probe and the filtered scan test the filter without indexes on
+    SQLite (``_Unindexed``): an index that selects a large share of the table (a
+    popular GPU model, a wide price range) fetches those rows one at a time, two to
+    five times slower than a scan, and without statistics SQLite cannot tell which
+    index would pay off. The count scans in storage order and stops at the limit, so
+    a common filter costs little.
+    """
+    scanned = _matching(conditions, cutoff, unindexed=True)
+    matching = _count_capped(session, scanned, COUNT_LIMIT + 1)
     if matching == 0:
         return OfferPage(nodes=[], total=0)
-    wanted = min(limit, matching)
-    if _probe_is_promising(matching, all_nodes, wanted):
-        found = _first_page(session, where, order, limit, wanted)
+    exact = matching <= COUNT_LIMIT
+    # How many rows the page must hold; the true count is unknown past the limit.
+    wanted = min(limit, matching) if exact else limit
+    if _pinned_model(conditions) is not None and order in ("price", "-price"):
+        # The (gpu_model, price_micros) index walks this model's nodes in price order:
+        # the database reads them until the page is full and stops there.
+        query = select(NodeRecord).where(_matching(conditions, cutoff))
+        found = session.scalars(_ordered(query, order).limit(limit)).all()
+    elif not exact or _probe_is_promising(matching, _count_all(session), wanted):
+        found = _first_page(session, scanned, order, limit, wanted)
     else:
-        query = _ordered(select(NodeRecord).where(where), order, by_index=False)
-        found = session.scalars(query.limit(limit)).all()
-    return OfferPage(nodes=found, total=matching)
+        found = _scanned_page(session, scanned, order, limit)
+    return OfferPage(nodes=found, total=min(matching, COUNT_LIMIT), total_is_exact=exact)
+
+
+def _count_all(session: Session) -> int:
+    # SQLite counts a table from its b-tree pages without reading rows (~0.02 ms).
+    return session.scalar(select(func.count()).select_from(NodeRecord)) or 0

@@ -16,6 +16,14 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     log_level: str = "info",
+    access_log: bool = False,
 ) -> None:
-    """Serve an indexer on ``host:port`` until interrupted."""
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    """Serve an indexer on ``host:port`` until interrupted.
+
+    uvicorn's access log (a line per request) is off unless ``access_log`` is set:
+    it costs a log record per request, and ``/metrics`` counts requests by route and
+    status already.
+    """
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log
+    )

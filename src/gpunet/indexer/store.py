@@ -8,16 +8,33 @@ are right between two liveness sweeps.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gpunet.indexer.database import DriverStatement
 from gpunet.indexer.orm import NodeRecord, RequestNonce
 from gpunet.protocol.nodes import NodeState
 
 OFFLINE = NodeState.OFFLINE.value
+NODES = cast(Table, NodeRecord.__table__)
 
 
 def online_clause(cutoff: float) -> ColumnElement[bool]:
@@ -75,26 +92,59 @@ def count_online(session: Session, cutoff: float) -> int:
     return session.scalar(query) or 0
 
 
-def stale_online_nodes(session: Session, cutoff: float) -> Sequence[NodeRecord]:
-    """Nodes still marked online whose last heartbeat is before ``cutoff``."""
+def stale_online_nodes(
+    session: Session, cutoff: float, limit: int | None = None
+) -> Sequence[NodeRecord]:
+    """Nodes still marked online whose last heartbeat is before ``cutoff``, up to ``limit``."""
     query = select(NodeRecord).where(
         NodeRecord.state != OFFLINE, NodeRecord.last_heartbeat_at < cutoff
     )
-    return session.scalars(query.with_for_update()).all()
+    return session.scalars(query.limit(limit).with_for_update()).all()
 
 
-def remember_nonce(session: Session, address: str, nonce: str, seen_at: float) -> bool:
-    """Record a signer's nonce; False when it was recorded before (a replay)."""
-    statement = insert(RequestNonce).values(address=address.lower(), nonce=nonce, seen_at=seen_at)
-    try:
-        with session.begin_nested():
-            session.execute(statement)
+NONCES = cast(Table, RequestNonce.__table__)
+_NONCE_ROW: dict[str, Any] = {
+    "address": bindparam("n_address"),
+    "nonce": bindparam("n_nonce"),
+    "seen_at": bindparam("n_seen_at"),
+}
+# An INSERT that does nothing when the (address, nonce) key exists: one statement, no
+# savepoint; run on the driver's cursor, whose row count says whether it was new.
+_INSERT_NONCE_IF_NEW: dict[str, DriverStatement] = {
+    "sqlite": DriverStatement(sqlite.insert(NONCES).values(_NONCE_ROW).on_conflict_do_nothing()),
+    "postgresql": DriverStatement(
+        postgresql.insert(NONCES).values(_NONCE_ROW).on_conflict_do_nothing()
+    ),
+}
+
+
+def record_nonce(connection: Connection, address: str, nonce: str, seen_at: float) -> bool:
+    """Record a signer's nonce in the open transaction; False when it was recorded before.
+
+    A replay writes nothing. On PostgreSQL a concurrent insert of the same nonce waits
+    for the first transaction, then counts as a replay if that one committed.
+    """
+    row = {"n_address": address.lower(), "n_nonce": nonce, "n_seen_at": seen_at}
+    statement = _INSERT_NONCE_IF_NEW.get(connection.dialect.name)
+    if statement is not None:
+        with closing(statement.execute(connection, row)) as cursor:
+            return cursor.rowcount == 1
+    try:  # Any other database: the primary key refuses the second use.
+        with connection.begin_nested():
+            connection.execute(insert(NONCES).values(_NONCE_ROW), row)
     except IntegrityError:
         return False
     return True
 
 
-def prune_nonces(session: Session, before: float) -> int:
-    """Forget nonces seen before ``before``; a request that old is refused as stale."""
-    result = session.execute(delete(RequestNonce).where(RequestNonce.seen_at < before))
+def prune_nonces(session: Session, before: float, limit: int | None = None) -> int:
+    """Forget nonces seen before ``before``, up to ``limit`` of them; return how many.
+
+    A request that old is refused as stale anyway.
+    """
+    old = NONCES.c.seen_at < before
+    if limit is not None:
+        oldest = select(NONCES.c.address, NONCES.c.nonce).where(old).limit(limit)
+        old = tuple_(NONCES.c.address, NONCES.c.nonce).in_(oldest)
+    result = session.execute(delete(NONCES).where(old))
     return int(getattr(result, "rowcount", 0) or 0)

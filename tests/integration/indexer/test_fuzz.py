@@ -17,15 +17,18 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from gpunet.indexer import IndexerSettings, create_app
-from gpunet.indexer.signing import verify_signed_request
+from gpunet.indexer.context import app_context
+from gpunet.indexer.signing import SignedWrite, verify_signed_request
+from gpunet.indexer.testing import new_nonce
 from gpunet.protocol.auth import SignedRequest
 
 FUZZ_OPERATOR = "0x" + "f" * 40
 
 
-async def _anyone(request: Request) -> SignedRequest:
+async def _anyone(request: Request) -> SignedWrite:
     await request.body()
-    return SignedRequest(address=FUZZ_OPERATOR, timestamp=0, nonce="fuzz" * 4)
+    signed = SignedRequest(address=FUZZ_OPERATOR, timestamp=0, nonce=new_nonce())
+    return SignedWrite(signed, app_context(request.app).database, received_at=0.0)
 
 
 def _app(data_dir: Path, trusting: bool) -> FastAPI:

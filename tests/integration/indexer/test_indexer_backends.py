@@ -149,3 +149,27 @@ def test_concurrent_heartbeats_are_all_counted(
 
     assert statuses == [200] * 40
     assert client.get("/v1/nodes/n-1").json()["heartbeats"] == 40
+
+
+def test_refused_requests_use_up_their_nonce(
+    client: IndexerTestClient, alice: LocalAccount, bob: LocalAccount
+) -> None:
+    client.signed("PUT", "/v1/nodes/n-1", alice, json=sample_registration())
+    before = client.get("/v1/nodes/n-1").json()
+    refused = [
+        (bob, "POST", "/v1/nodes/n-1/heartbeat", {}, 403),
+        (alice, "POST", "/v1/nodes/n-9/heartbeat", {}, 404),
+        (alice, "POST", "/v1/nodes/n-1/heartbeat", {"jobs_running": -1}, 422),
+        (bob, "PUT", "/v1/nodes/n-1", sample_registration(), 403),
+        (alice, "PUT", "/v1/nodes/n-1", sample_registration(price_micros=-5), 422),
+        (bob, "POST", "/v1/nodes/n-1/leave", None, 403),
+    ]
+
+    for index, (account, method, path, body, status) in enumerate(refused):
+        nonce = f"refused-{index}-{'x' * 16}"
+        first = client.signed(method, path, account, json=body, nonce=nonce)
+        again = client.signed(method, path, account, json=body, nonce=nonce)
+        assert (first.status_code, again.status_code) == (status, 401), (method, path)
+        assert again.json()["error"] == "auth_replayed"
+
+    assert client.get("/v1/nodes/n-1").json() == before

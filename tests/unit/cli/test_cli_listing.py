@@ -83,12 +83,25 @@ def test_offers_table_shows_usd_and_gib(
 def test_offers_json_parses(
     runner: CliRunner, home: Path, indexer_answers: UseIndexer, answer_json: JsonAnswer
 ) -> None:
-    indexer_answers(lambda r: answer_json(200, {"offers": [OFFER], "total": 1}))
+    answer = {"offers": [OFFER], "total": 1, "total_is_exact": True}
+    indexer_answers(lambda r: answer_json(200, answer))
 
     result = runner.invoke(app, ["offers", "--json"])
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"offers": [OFFER], "total": 1}
+    assert json.loads(result.stdout) == answer
+
+
+def test_offers_title_says_when_the_total_is_a_lower_bound(
+    runner: CliRunner, home: Path, indexer_answers: UseIndexer, answer_json: JsonAnswer
+) -> None:
+    answer = {"offers": [OFFER], "total": 10_000, "total_is_exact": False}
+    indexer_answers(lambda r: answer_json(200, answer))
+
+    result = runner.invoke(app, ["offers"], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    assert "more than 10000 offer(s)" in result.stdout
 
 
 def test_bad_where_exits_2_with_the_indexers_message(

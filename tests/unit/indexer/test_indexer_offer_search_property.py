@@ -162,6 +162,7 @@ def _forcing_probe(force: bool) -> Any:
     limit=st.integers(1, 30),
     probe_rows=st.sampled_from([1, 3, 10, 2000]),
     force_probe=st.booleans(),
+    count_limit=st.sampled_from([1, 4, 10_000]),
 )
 def test_sql_filter_selects_exactly_the_matching_online_nodes(
     database: Database,
@@ -171,6 +172,7 @@ def test_sql_filter_selects_exactly_the_matching_online_nodes(
     limit: int,
     probe_rows: int,
     force_probe: bool,
+    count_limit: int,
 ) -> None:
     _store(database, nodes)
     conditions = parse_filter(where)
@@ -179,6 +181,7 @@ def test_sql_filter_selects_exactly_the_matching_online_nodes(
     with (
         database.reading() as session,
         mock.patch.object(offer_search, "PROBE_ROWS", probe_rows),
+        mock.patch.object(offer_search, "COUNT_LIMIT", count_limit),
         _forcing_probe(force_probe),
     ):
         page = offer_search.search_offers(
@@ -200,5 +203,6 @@ def test_sql_filter_selects_exactly_the_matching_online_nodes(
     }[order]
     expected.sort(key=lambda r: r.node_id)
     expected.sort(key=lambda r: getattr(r, key), reverse=descending)
-    assert page.total == len(expected)
+    assert page.total == min(len(expected), count_limit)
+    assert page.total_is_exact == (len(expected) <= count_limit)
     assert [r.node_id for r in page.nodes] == [r.node_id for r in expected[:limit]]

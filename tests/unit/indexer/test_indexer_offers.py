@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from gpunet.indexer import offer_search
 from gpunet.indexer.context import app_context
 from gpunet.indexer.sweeper import sweep_once
 from gpunet.indexer.testing import IndexerTestClient, ManualClock, sample_registration
@@ -118,3 +119,23 @@ def test_sweep_writes_offline_state_down(
     assert sweep_once(context).marked_offline == 0
     assert market.signed("POST", "/v1/nodes/n-cpu-ap/heartbeat", operator, json={}).is_success
     assert sweep_once(context).nodes_online == 1
+
+
+def test_total_is_exact_up_to_the_count_limit(
+    market: IndexerTestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(offer_search, "COUNT_LIMIT", 2)
+
+    everything = offers(market, limit=3)
+    some = offers(market, where="gpu=H100")
+
+    assert (everything["total"], everything["total_is_exact"]) == (2, False)
+    assert node_ids(everything) == ["n-cpu-ap", "n-4090-eu", "n-h100-eu"]
+    assert (some["total"], some["total_is_exact"]) == (2, True)
+
+
+def test_total_is_exact_for_small_results(market: IndexerTestClient) -> None:
+    listing = offers(market, where="gpu=H100", order="-price")
+
+    assert node_ids(listing) == ["n-h100-us", "n-h100-eu"]
+    assert (listing["total"], listing["total_is_exact"]) == (2, True)

@@ -1,18 +1,27 @@
-"""Routes of the node registry: register, heartbeat, leave, list and show."""
+"""Routes of the node registry: register, heartbeat, leave, list and show.
+
+The signed routes are async: the signature is checked on the event loop and the
+nonce and the change are written in one transaction off it (``SignedWrite.apply``),
+so a request makes a single trip to the store's writer and none to the thread pool.
+"""
 
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Connection
 
 from gpunet.api.models import HeartbeatAck, HeartbeatIn, NodeList, NodePublic, NodeRegistration
 from gpunet.errors import NotFoundError
 from gpunet.indexer import registry, store
-from gpunet.indexer.deps import Context, ReadSession, Signer
+from gpunet.indexer.database import session_on
+from gpunet.indexer.deps import Context, ReadSession, Signed
 from gpunet.indexer.error_handlers import ERROR_RESPONSES, SIGNED_ERROR_RESPONSES
+from gpunet.indexer.signing import SIGNED_OPENAPI
 from gpunet.indexer.views import node_public
 from gpunet.protocol.nodes import NodeState
 from gpunet.protocol.offers import validate_node_id
@@ -38,20 +47,26 @@ class LeaveIn(BaseModel):
     ),
     response_model=NodePublic,
     responses={**SIGNED_ERROR_RESPONSES, 201: {"description": "Node created"}},
+    openapi_extra=SIGNED_OPENAPI,
 )
-def register_node(
+async def register_node(
     node_id: str,
     registration: NodeRegistration,
-    signer: Signer,
+    signed: Signed,
     context: Context,
     response: Response,
 ) -> NodePublic:
     now = context.clock()
-    with context.database.writing() as session:
-        record, created = registry.register_node(
-            session, node_id, signer.address, registration, now
-        )
-        public = node_public(record, now, context.settings.heartbeat_timeout_s)
+    timeout = context.settings.heartbeat_timeout_s
+
+    def change(connection: Connection) -> tuple[NodePublic, bool]:
+        with session_on(connection) as session:
+            record, created = registry.register_node(
+                session, node_id, signed.address, registration, now
+            )
+            return node_public(record, now, timeout), created
+
+    public, created = await signed.apply(change)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return public
 
@@ -65,17 +80,20 @@ def register_node(
     ),
     response_model=HeartbeatAck,
     responses=SIGNED_ERROR_RESPONSES,
+    openapi_extra=SIGNED_OPENAPI,
 )
-def heartbeat(node_id: str, beat: HeartbeatIn, signer: Signer, context: Context) -> HeartbeatAck:
+async def heartbeat(
+    node_id: str, beat: HeartbeatIn, signed: Signed, context: Context
+) -> HeartbeatAck:
     now = context.clock()
-    with context.database.writing() as session:
-        record = registry.record_heartbeat(session, node_id, signer.address, beat, now)
-        ack = HeartbeatAck(
-            node_id=record.node_id,
-            state=NodeState(record.state),
-            next_heartbeat_s=context.settings.heartbeat_interval_s,
+    state = await signed.apply(
+        partial(
+            registry.record_heartbeat, node_id=node_id, operator=signed.address, beat=beat, now=now
         )
-    return ack
+    )
+    return HeartbeatAck(
+        node_id=node_id, state=state, next_heartbeat_s=context.settings.heartbeat_interval_s
+    )
 
 
 @router.post(
@@ -84,18 +102,23 @@ def heartbeat(node_id: str, beat: HeartbeatIn, signer: Signer, context: Context)
     description="Signed by the node's operator, on a clean agent shutdown. Body: none or {}.",
     response_model=NodePublic,
     responses=SIGNED_ERROR_RESPONSES,
+    openapi_extra=SIGNED_OPENAPI,
 )
-def leave(
+async def leave(
     node_id: str,
-    signer: Signer,
+    signed: Signed,
     context: Context,
     _body: Annotated[LeaveIn | None, Body()] = None,
 ) -> NodePublic:
     now = context.clock()
-    with context.database.writing() as session:
-        record = registry.leave(session, node_id, signer.address)
-        public = node_public(record, now, context.settings.heartbeat_timeout_s)
-    return public
+    timeout = context.settings.heartbeat_timeout_s
+
+    def change(connection: Connection) -> NodePublic:
+        with session_on(connection) as session:
+            record = registry.leave(session, node_id, signed.address)
+            return node_public(record, now, timeout)
+
+    return await signed.apply(change)
 
 
 @router.get(

@@ -28,8 +28,9 @@ WHERE_HELP = (
     summary="Search offers of online nodes",
     description=(
         "Offers of nodes that are online now (not offline, heartbeat within the timeout), "
-        "filtered by `where` and sorted by `order` (ties by node id). A filter that does "
-        "not parse answers 400 naming the term."
+        "filtered by `where` and sorted by `order` (ties by node id). `total` counts the "
+        "matches on all pages up to 10,000; when more match, `total_is_exact` is false. "
+        "A filter that does not parse answers 400 naming the term."
     ),
     response_model=OfferList,
 )
@@ -45,4 +46,8 @@ def list_offers(
     conditions = parse_filter(where)
     cutoff = context.liveness_cutoff(context.clock())
     page = search_offers(session, conditions, cutoff=cutoff, order=order, limit=limit)
-    return OfferList(offers=[offer_public(n) for n in page.nodes], total=page.total)
+    return OfferList(
+        offers=[offer_public(n) for n in page.nodes],
+        total=page.total,
+        total_is_exact=page.total_is_exact,
+    )
