@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from gpunet.api.models import HardwareClaimModel, NodeRegistration, OfferModel
+from gpunet.api.models import NodeRegistration
 from gpunet.cli.localnet import LocalNetwork, NetworkSpec, free_port, wait_until
+from gpunet.indexer.testing import sample_registration
 from gpunet.node.agent import AgentState, Backoff, NodeAgent
 from gpunet.protocol.nodes import NodeState
 from gpunet.sdk import Client
@@ -22,17 +23,7 @@ NODE_ID = "n-agent-itest"
 
 
 def registration() -> NodeRegistration:
-    hardware = HardwareClaimModel(
-        gpu_model="CPU",
-        gpu_count=0,
-        vram_mib=0,
-        cpu_cores=2,
-        memory_mib=4096,
-        disk_gib=10,
-        benchmark_gflops=20.0,
-    )
-    offer = OfferModel(price_micros=500_000, region="eu-west")
-    return NodeRegistration(hardware=hardware, offer=offer, agent_version="itest")
+    return NodeRegistration.model_validate(sample_registration("CPU", gpu_count=0, detection="cpu"))
 
 
 @pytest.fixture

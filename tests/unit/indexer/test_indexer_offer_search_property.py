@@ -18,6 +18,7 @@ from gpunet.indexer import offer_search, registry
 from gpunet.indexer.database import Database, make_engine
 from gpunet.indexer.migrate import upgrade_database
 from gpunet.indexer.orm import NodeRecord
+from gpunet.indexer.views import offer_public
 from gpunet.protocol.catalogue import CATALOGUE, CPU_MODEL
 from gpunet.protocol.query import OfferView, matches, parse_filter
 from gpunet.protocol.units import format_usd
@@ -131,20 +132,7 @@ def _store(database: Database, nodes: list[NodeSpec]) -> None:
 
 
 def _view(record: NodeRecord) -> OfferView:
-    return OfferView(
-        node_id=record.node_id,
-        operator=record.operator,
-        gpu=record.gpu_model,
-        gpu_count=record.gpu_count,
-        vram_mib=record.vram_mib,
-        price_micros=record.price_micros,
-        region=record.region,
-        fp16_tflops=record.fp16_tflops,
-        cpu_cores=record.cpu_cores,
-        memory_mib=record.memory_mib,
-        disk_gib=record.disk_gib,
-        state=record.state,
-    )
+    return OfferView(**offer_public(record).model_dump())
 
 
 def _forcing_probe(force: bool) -> Any:

@@ -10,14 +10,13 @@ from datetime import UTC, datetime
 import pytest
 
 from gpunet.api.models import (
-    HardwareClaimModel,
     HeartbeatAck,
     HeartbeatIn,
     NodePublic,
     NodeRegistration,
-    OfferModel,
 )
 from gpunet.errors import ApiError, GpunetError
+from gpunet.indexer.testing import sample_registration
 from gpunet.node.agent import AgentRefused, AgentState, Backoff, NodeAgent
 from gpunet.protocol.nodes import NodeState
 from gpunet.sdk import IndexerUnreachable
@@ -33,17 +32,7 @@ Outcome = GpunetError | None  # None: the call succeeds
 
 
 def registration() -> NodeRegistration:
-    hardware = HardwareClaimModel(
-        gpu_model="CPU",
-        gpu_count=0,
-        vram_mib=0,
-        cpu_cores=2,
-        memory_mib=4096,
-        disk_gib=10,
-        benchmark_gflops=20.0,
-    )
-    offer = OfferModel(price_micros=500_000, region="eu-west")
-    return NodeRegistration(hardware=hardware, offer=offer)
+    return NodeRegistration.model_validate(sample_registration("CPU", gpu_count=0, detection="cpu"))
 
 
 class FakeIndexer:

@@ -11,7 +11,8 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from gpunet.api.models import HardwareClaimModel, NodePublic, NodeRegistration, OfferModel
+from gpunet.api.models import NodePublic, NodeRegistration
+from gpunet.indexer.testing import sample_registration
 from gpunet.protocol.nodes import NodeState
 
 
@@ -25,17 +26,7 @@ def error_body(code: str, message: str) -> dict[str, str | None]:
 
 
 def make_registration() -> NodeRegistration:
-    hardware = HardwareClaimModel(
-        gpu_model="CPU",
-        gpu_count=0,
-        vram_mib=0,
-        cpu_cores=4,
-        memory_mib=8192,
-        disk_gib=100,
-        benchmark_gflops=50.0,
-    )
-    offer = OfferModel(price_micros=450_000, region="eu-west")
-    return NodeRegistration(hardware=hardware, offer=offer, agent_version="test")
+    return NodeRegistration.model_validate(sample_registration("CPU", gpu_count=0, detection="cpu"))
 
 
 def make_node(node_id: str, operator: str) -> NodePublic:
