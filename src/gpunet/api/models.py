@@ -60,6 +60,14 @@ class NodeRegistration(_Strict):
     hardware: HardwareClaimModel
     offer: OfferModel
     agent_version: str = Field(max_length=32, default="unknown")
+    runtimes: list[Literal["bwrap", "docker"]] = Field(
+        default_factory=list,
+        max_length=4,
+        description="job runtimes the node can run; a node with none takes no jobs",
+    )
+    allows_network: bool = Field(
+        default=False, description="the operator lets jobs that ask for it use the network"
+    )
 
 
 class HeartbeatIn(_Strict):
@@ -67,6 +75,13 @@ class HeartbeatIn(_Strict):
 
     gpu_utilization: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     jobs_running: int = Field(default=0, ge=0, le=10_000)
+    rtt_ms: float | None = Field(
+        default=None,
+        ge=0,
+        le=60_000,
+        allow_inf_nan=False,
+        description="round trip of the node's previous heartbeat, its latency estimate",
+    )
 
 
 class HeartbeatAck(BaseModel):
@@ -111,6 +126,13 @@ class OfferPublic(BaseModel):
     memory_mib: int
     disk_gib: int
     state: NodeState
+    benchmark_gflops: float = 0.0
+    reputation: float = Field(default=0.5, description="0..1 from the node's lease record")
+    failure_rate: float = Field(default=0.0, description="share of the node's leases failed")
+    value_per_dollar: float = Field(
+        default=0.0,
+        description="benchmark GFLOPS per USD-hour, discounted by the failure rate",
+    )
 
 
 class OfferList(BaseModel):

@@ -21,15 +21,17 @@ from gpunet import __version__
 from gpunet.indexer.context import Clock, IndexerContext, app_context
 from gpunet.indexer.database import Database, ensure_sqlite_directory, make_engine
 from gpunet.indexer.error_handlers import install_error_handlers
+from gpunet.indexer.matcher import run_matcher
 from gpunet.indexer.metrics import IndexerMetrics
 from gpunet.indexer.middleware import BodyLimitMiddleware, MetricsMiddleware
 from gpunet.indexer.migrate import upgrade_database
-from gpunet.indexer.routes import health, nodes, offers
+from gpunet.indexer.routes import accounts, health, jobs, nodes, offers, work
 from gpunet.indexer.settings import IndexerSettings, load_settings
 from gpunet.indexer.sweeper import run_sweeper
 
 DESCRIPTION = """\
-The gpunet indexer keeps the registry of nodes and their offers and tracks liveness.
+The gpunet indexer keeps the registry of nodes and their offers, tracks liveness,
+matches jobs and sessions to nodes, tracks their leases and keeps the ledger.
 
 Every state-changing request is signed with an Ethereum key: the headers
 `X-Gpunet-Address`, `X-Gpunet-Timestamp`, `X-Gpunet-Nonce` and `X-Gpunet-Signature`
@@ -40,6 +42,9 @@ timestamp and nonce (see `gpunet.protocol.auth`). Errors are `ErrorBody` objects
 TAGS = [
     {"name": "nodes", "description": "Register nodes, heartbeat, leave, list and show."},
     {"name": "offers", "description": "Search the offers of online nodes."},
+    {"name": "jobs", "description": "Buyers: upload inputs, quote, submit, follow, cancel."},
+    {"name": "work", "description": "Nodes: wait for work, start, log, bill, finish."},
+    {"name": "accounts", "description": "Deposits, withdrawals, balances and earnings."},
     {"name": "operations", "description": "Health and Prometheus metrics of the indexer."},
 ]
 
@@ -49,15 +54,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     context = app_context(app)
     ensure_sqlite_directory(context.settings.resolved_database_url())
     await asyncio.to_thread(upgrade_database, context.database.engine)
-    sweeper = asyncio.create_task(run_sweeper(context), name="gpunet-liveness-sweeper")
+    tasks = [
+        asyncio.create_task(run_sweeper(context), name="gpunet-liveness-sweeper"),
+        asyncio.create_task(run_matcher(context), name="gpunet-matcher"),
+    ]
     _freeze_startup_objects()
     try:
         yield
     finally:
         gc.unfreeze()
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         context.database.close()
 
 
@@ -90,8 +100,20 @@ def create_app(settings: IndexerSettings | None = None, clock: Clock = time.time
     )
     app.state.indexer = context
     install_error_handlers(app)
-    for router in (health.router, nodes.router, offers.router):
+    routers = (
+        health.router,
+        nodes.router,
+        offers.router,
+        jobs.router,
+        work.router,
+        accounts.router,
+    )
+    for router in routers:
         app.include_router(router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        max_file_bytes=settings.max_blob_bytes,
+    )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     return app

@@ -7,12 +7,13 @@ request, so nothing is global and several apps can share a process.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from gpunet.indexer.database import Database
+from gpunet.indexer.dispatch import Dispatcher
 from gpunet.indexer.metrics import IndexerMetrics
 from gpunet.indexer.settings import IndexerSettings
 
@@ -27,6 +28,7 @@ class IndexerContext:
     clock: Clock
     database: Database
     metrics: IndexerMetrics
+    dispatch: Dispatcher = field(default_factory=Dispatcher)
 
     def liveness_cutoff(self, now: float) -> float:
         """Nodes whose last heartbeat is before this are offline at ``now``."""

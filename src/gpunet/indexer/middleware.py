@@ -6,6 +6,7 @@ break streaming.
 
 from __future__ import annotations
 
+import re
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,25 +64,33 @@ class BodyLimitMiddleware:
     a client cannot make the indexer hold more than that in memory.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, *, max_file_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_file_bytes = max_file_bytes or max_bytes
+
+    def _limit(self, scope: Scope) -> int:
+        """File uploads (``PUT`` of blobs, outputs, checkpoints) may be larger."""
+        if scope.get("method") == "PUT" and _is_file_upload(scope.get("path", "")):
+            return self.max_file_bytes
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await body_too_large_response(declared, self.max_bytes)(scope, receive, send)
+        if declared is not None and declared > limit:
+            await body_too_large_response(declared, limit)(scope, receive, send)
             return
-        body = await self._read_body(receive)
+        body = await self._read_body(receive, limit)
         if body is None:
-            await body_too_large_response(None, self.max_bytes)(scope, receive, send)
+            await body_too_large_response(None, limit)(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
+    async def _read_body(self, receive: Receive, limit: int) -> bytes | None:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -90,12 +99,21 @@ class BodyLimitMiddleware:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
+            if size > limit:
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+_FILE_UPLOAD = re.compile(
+    r"^/v1/(blobs/[0-9a-f]{64}|jobs/[^/]+/(outputs/[0-9a-f]{64}|checkpoint))$"
+)
+
+
+def _is_file_upload(path: str) -> bool:
+    return _FILE_UPLOAD.fullmatch(path) is not None
 
 
 def _content_length(scope: Scope) -> int | None:

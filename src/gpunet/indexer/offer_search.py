@@ -24,7 +24,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -35,7 +46,7 @@ from gpunet.indexer.orm import NodeRecord
 from gpunet.indexer.store import online_clause
 from gpunet.protocol.query import Condition
 
-OfferOrder = Literal["price", "-price", "tflops", "-tflops"]
+OfferOrder = Literal["price", "-price", "tflops", "-tflops", "value", "-value"]
 PROBE_ROWS = 2000
 COUNT_LIMIT = 10_000
 """Totals are counted up to this many matches; a larger total is not exact."""
@@ -150,7 +161,20 @@ def filter_clause(
     return and_(true(), *(condition_clause(c, unindexed=unindexed) for c in conditions))
 
 
+def value_expression() -> ColumnElement[float]:
+    """``protocol.matching.reliability_adjusted_value`` in SQL: benchmark GFLOPS per
+    USD-hour, discounted by the node's share of failed leases."""
+    failure_rate = case(
+        (NodeRecord.leases_total > 0, NodeRecord.leases_failed * 1.0 / NodeRecord.leases_total),
+        else_=0.0,
+    )
+    price = case((NodeRecord.price_micros > 0, NodeRecord.price_micros), else_=1)
+    return NodeRecord.benchmark_gflops * 1_000_000.0 / price * (1.0 - failure_rate)
+
+
 def _sort_key(order: str) -> tuple[Any, bool]:
+    if order in ("value", "-value"):
+        return value_expression(), order == "-value"
     name, descending = _ORDERS[order]
     return getattr(NodeRecord, name), descending
 

@@ -8,7 +8,17 @@ registration, so offer filters compare plain indexed columns.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, Index, Integer, MetaData, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -54,6 +64,11 @@ class NodeRecord(Base):
     heartbeats: Mapped[int] = mapped_column(BigInteger, default=0)
     gpu_utilization: Mapped[float | None] = mapped_column(Float, nullable=True)
     jobs_running: Mapped[int] = mapped_column(Integer, default=0)
+    runtimes: Mapped[str] = mapped_column(String(64), default="")
+    allows_network: Mapped[bool] = mapped_column(Boolean, default=False)
+    leases_total: Mapped[int] = mapped_column(Integer, default=0)
+    leases_failed: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     # Offer search walks the price or TFLOPS order and most often filters by GPU model.
     # Liveness columns get no index on purpose: nearly every node is online, so such an
@@ -76,3 +91,150 @@ class RequestNonce(Base):
     seen_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index(None, "seen_at"),)
+
+
+class JobRecord(Base):
+    """A job or session: its spec, its lease state and the lease it holds now.
+
+    The lease columns (``node_id`` ... ``vram_mib``) name the exact hardware of the
+    current attempt and its price; they are cleared when the job goes back to the queue.
+    Money columns mirror the ledger for fast reads: ``hold_micros`` is the balance of
+    the job's escrow account, ``charged_micros`` what delivered usage has cost so far.
+    """
+
+    __tablename__ = "jobs"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    buyer: Mapped[str] = mapped_column(String(42))
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    spec_json: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    deadline_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    operator: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    gpu_model: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    gpu_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    vram_mib: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    price_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    hold_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    charged_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    usage_s: Mapped[float] = mapped_column(Float, default=0.0)
+    billed_usage_s: Mapped[float] = mapped_column(Float, default=0.0)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    excluded_nodes: Mapped[str] = mapped_column(Text, default="")
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    session_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    session_endpoint: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    low_funds_since: Mapped[float | None] = mapped_column(Float, nullable=True)
+    receipt_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    group_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    replica: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index(None, "state", "created_at"),
+        Index(None, "buyer", "created_at"),
+        Index(None, "node_id"),
+        Index(None, "group_id"),
+    )
+
+
+class JobEventRecord(Base):
+    """One transition of a job's lease (or a notice), with its time and cause."""
+
+    __tablename__ = "job_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[float] = mapped_column(Float)
+    from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    cause: Mapped[str] = mapped_column(Text)
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (Index(None, "job_id", "seq"),)
+
+
+class JobFileRecord(Base):
+    """An input or output file of a job, by path in the work dir and content hash."""
+
+    __tablename__ = "job_files"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)  # "input" | "output"
+    path: Mapped[str] = mapped_column(String(512), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class JobLogRecord(Base):
+    """One log line of one attempt."""
+
+    __tablename__ = "job_logs"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[float] = mapped_column(Float)
+    stream: Mapped[str] = mapped_column(String(8))
+    line: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "job_id", "seq"),)
+
+
+class BlobRecord(Base):
+    """A content-addressed file (inputs, outputs, checkpoints), kept in the database so
+    that every indexer replica sees it."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LedgerEntryRecord(Base):
+    """One posting of a double-entry transfer; the postings of a transfer sum to zero."""
+
+    __tablename__ = "ledger_entries"
+
+    entry_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transfer_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str] = mapped_column(String(80))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    at: Mapped[float] = mapped_column(Float)
+    memo: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index(None, "account", "entry_id"), Index(None, "transfer_id"))
+
+
+class AccountRecord(Base):
+    """An account's balance, kept in step with its ledger entries in each transaction."""
+
+    __tablename__ = "accounts"
+
+    account: Mapped[str] = mapped_column(String(80), primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class BuyerSettingsRecord(Base):
+    """A buyer's auto top-up rule and how much of its limit it has used."""
+
+    __tablename__ = "buyer_settings"
+
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    topup_amount_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    topup_threshold_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    topup_limit_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    topup_used_micros: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from contextlib import closing
 
-from sqlalchemy import Connection, bindparam, case, select, update
+from sqlalchemy import Connection, Float, bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -62,6 +62,8 @@ def _apply_registration(
     record.price_micros = offer.price_micros
     record.region = offer.region
     record.agent_version = registration.agent_version
+    record.runtimes = ",".join(sorted(set(registration.runtimes)))
+    record.allows_network = registration.allows_network
 
 
 def _require_operator(node_id: str, owner: str, operator: str) -> None:
@@ -83,6 +85,11 @@ def _owned_node(session: Session, node_id: str, operator: str) -> NodeRecord:
         raise _not_registered(node_id)
     _require_operator(node_id, record.operator, operator)
     return record
+
+
+def owned_node(session: Session, node_id: str, operator: str) -> NodeRecord:
+    """The node ``node_id`` if ``operator`` runs it; 404 or 403 otherwise."""
+    return _owned_node(session, node_id, operator)
 
 
 def register_node(
@@ -120,6 +127,8 @@ def _create(
         last_heartbeat_at=now,
         heartbeats=0,
         jobs_running=0,
+        leases_total=0,
+        leases_failed=0,
     )
     _apply_registration(record, registration, model)
     session.add(record)
@@ -147,6 +156,7 @@ _HEARTBEAT = DriverStatement(
         heartbeats=NODES.c.heartbeats + 1,
         gpu_utilization=bindparam("b_gpu_utilization"),
         jobs_running=bindparam("b_jobs_running"),
+        latency_ms=func.coalesce(bindparam("b_rtt_ms", type_=Float()), NODES.c.latency_ms),
     )
     .returning(NODES.c.state)
 )
@@ -167,6 +177,7 @@ def record_heartbeat(
         "b_now": now,
         "b_gpu_utilization": beat.gpu_utilization,
         "b_jobs_running": beat.jobs_running,
+        "b_rtt_ms": beat.rtt_ms,
     }
     with closing(_HEARTBEAT.execute(connection, parameters)) as cursor:
         row = cursor.fetchone()

@@ -35,6 +35,19 @@ class IndexerSettings(BaseSettings):
     sweep_interval_s: float = Field(default=5.0, gt=0, le=3_600)
     max_skew_s: float = Field(default=60.0, gt=0, le=3_600)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=64 * 1024 * 1024)
+    max_blob_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="largest input, output or checkpoint file the indexer stores",
+    )
+    fee_bps: int = Field(default=2000, ge=0, le=10_000, description="protocol fee, basis points")
+    max_attempts: int = Field(default=3, ge=1, le=100, description="nodes a job may try")
+    match_interval_s: float = Field(default=1.0, gt=0, le=3_600)
+    low_funds_grace_s: float = Field(default=120.0, ge=0, le=86_400)
+    match_weight_price: float = Field(default=0.5, ge=0, le=100)
+    match_weight_reputation: float = Field(default=0.3, ge=0, le=100)
+    match_weight_latency: float = Field(default=0.2, ge=0, le=100)
 
     @model_validator(mode="after")
     def _timeout_exceeds_interval(self) -> Self:

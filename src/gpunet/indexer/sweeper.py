@@ -2,7 +2,9 @@
 
 Queries already treat silent nodes as offline, so the sweeper is not needed for
 correct answers; it writes the offline state down (for listings by state and for
-later epochs), forgets old request nonces and refreshes the nodes-online gauge.
+later epochs), forgets old request nonces and refreshes the nodes-online gauge. It
+also requeues the jobs of silent nodes, expires overdue jobs and closes sessions out
+of funds (``jobs.sweep_jobs``).
 A failed sweep is logged and retried at the next interval; it never stops the loop.
 """
 
@@ -15,9 +17,10 @@ from functools import partial
 
 from sqlalchemy import Connection
 
-from gpunet.indexer import registry, store
+from gpunet.indexer import jobs, registry, store
 from gpunet.indexer.context import IndexerContext
 from gpunet.indexer.database import session_on
+from gpunet.indexer.rules import job_rules
 
 log = logging.getLogger("gpunet.indexer.sweeper")
 
@@ -73,6 +76,7 @@ def _sweep_writes(
     with session_on(connection) as session:
         marked = registry.sweep(session, now, settings.heartbeat_timeout_s, limit)
         pruned = store.prune_nonces(session, now - 2 * settings.max_skew_s, limit)
+        jobs.sweep_jobs(session, now, context.liveness_cutoff(now), job_rules(settings), limit)
     return marked, pruned
 
 

@@ -13,7 +13,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from eth_account.signers.local import LocalAccount
@@ -85,7 +85,10 @@ class IndexerTestClient(TestClient):
         stamp = timestamp if timestamp is not None else self.server_time()
         signature = sign_request(account, method, path, body, stamp, nonce or new_nonce())
         all_headers = {"Content-Type": "application/json", **signature, **(headers or {})}
-        response: httpx.Response = self.request(method, path, content=body, headers=all_headers)
+        # Starlette's client is built on httpx2 when huggingface_hub brings it along.
+        response: httpx.Response = cast(
+            Any, self.request(method, path, content=body, headers=all_headers)
+        )
         return response
 
     def server_time(self) -> int:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from gpunet.api.models import HardwareClaimModel, NodePublic, OfferModel, OfferPublic
 from gpunet.indexer.orm import NodeRecord
+from gpunet.protocol.matching import Candidate, reliability_adjusted_value
 from gpunet.protocol.nodes import NodeState, state_after_sweep
 
 
@@ -56,6 +57,7 @@ def node_public(record: NodeRecord, now: float, timeout_s: float) -> NodePublic:
 
 def offer_public(record: NodeRecord) -> OfferPublic:
     """The offer of an online node, flattened for listing."""
+    candidate = node_candidate(record)
     return OfferPublic(
         node_id=record.node_id,
         operator=record.operator,
@@ -69,4 +71,35 @@ def offer_public(record: NodeRecord) -> OfferPublic:
         memory_mib=record.memory_mib,
         disk_gib=record.disk_gib,
         state=NodeState(record.state),
+        benchmark_gflops=record.benchmark_gflops,
+        reputation=candidate.reputation,
+        failure_rate=candidate.failure_rate,
+        value_per_dollar=round(reliability_adjusted_value(candidate), 3),
+    )
+
+
+def node_candidate(node: NodeRecord) -> Candidate:
+    """A node as the matcher sees it, with its reputation from its lease record."""
+    total = node.leases_total
+    failure_rate = node.leases_failed / total if total else 0.0
+    # A Beta(1, 1) prior: a new node starts at 0.5 and moves with its record.
+    reputation = (total - node.leases_failed + 1) / (total + 2)
+    return Candidate(
+        node_id=node.node_id,
+        gpu_model=node.gpu_model,
+        gpu_count=node.gpu_count,
+        vram_gib=node.vram_gib,
+        fp16_tflops=node.fp16_tflops / node.gpu_count if node.gpu_count else 0.0,
+        cpu_cores=node.cpu_cores,
+        memory_mib=node.memory_mib,
+        disk_gib=node.disk_gib,
+        price_micros=node.price_micros,
+        region=node.region,
+        runtimes=frozenset(filter(None, node.runtimes.split(","))),
+        allows_network=node.allows_network,
+        latency_ms=node.latency_ms,
+        reputation=reputation,
+        failure_rate=failure_rate,
+        benchmark_gflops=node.benchmark_gflops,
+        state=node.state,
     )

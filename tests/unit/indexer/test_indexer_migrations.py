@@ -24,7 +24,15 @@ def test_migrated_schema_matches_the_orm(tmp_path: Path) -> None:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
         assert set(inspect(connection).get_table_names()) == {
+            "accounts",
             "alembic_version",
+            "blobs",
+            "buyer_settings",
+            "job_events",
+            "job_files",
+            "job_logs",
+            "jobs",
+            "ledger_entries",
             "nodes",
             "request_nonces",
         }

@@ -132,7 +132,8 @@ def _store(database: Database, nodes: list[NodeSpec]) -> None:
 
 
 def _view(record: NodeRecord) -> OfferView:
-    return OfferView(**offer_public(record).model_dump())
+    fields = offer_public(record).model_dump()
+    return OfferView(**{name: fields[name] for name in OfferView.__dataclass_fields__})
 
 
 def _forcing_probe(force: bool) -> Any:

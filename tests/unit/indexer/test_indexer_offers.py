@@ -139,3 +139,23 @@ def test_total_is_exact_for_small_results(market: IndexerTestClient) -> None:
 
     assert node_ids(listing) == ["n-h100-us", "n-h100-eu"]
     assert (listing["total"], listing["total_is_exact"]) == (2, True)
+
+
+def test_offers_rank_by_reliability_adjusted_value_per_dollar(
+    client: IndexerTestClient, operator: LocalAccount
+) -> None:
+    bodies = {
+        "n-fast-dear": sample_registration("H100", 1, 4_000_000, benchmark_gflops=400_000.0),
+        "n-slow-cheap": sample_registration("RTX4090", 1, 200_000, benchmark_gflops=40_000.0),
+        "n-mid": sample_registration("L40S", 1, 1_000_000, benchmark_gflops=150_000.0),
+    }
+    for node_id, body in bodies.items():
+        assert client.signed("PUT", f"/v1/nodes/{node_id}", operator, json=body).is_success
+
+    listing = offers(client, order="-value")
+
+    # GFLOPS per USD-hour: 200,000 (slow-cheap), 150,000 (mid), 100,000 (fast-dear).
+    assert node_ids(listing) == ["n-slow-cheap", "n-mid", "n-fast-dear"]
+    values = [offer["value_per_dollar"] for offer in listing["offers"]]
+    assert values == [200_000.0, 150_000.0, 100_000.0]
+    assert all(offer["failure_rate"] == 0.0 for offer in listing["offers"])

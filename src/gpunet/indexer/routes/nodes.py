@@ -17,10 +17,11 @@ from sqlalchemy import Connection
 
 from gpunet.api.models import HeartbeatAck, HeartbeatIn, NodeList, NodePublic, NodeRegistration
 from gpunet.errors import NotFoundError
-from gpunet.indexer import registry, store
+from gpunet.indexer import jobs, registry, store
 from gpunet.indexer.database import session_on
 from gpunet.indexer.deps import Context, ReadSession, Signed
 from gpunet.indexer.error_handlers import ERROR_RESPONSES, SIGNED_ERROR_RESPONSES
+from gpunet.indexer.rules import job_rules
 from gpunet.indexer.signing import SIGNED_OPENAPI
 from gpunet.indexer.views import node_public
 from gpunet.protocol.nodes import NodeState
@@ -64,9 +65,15 @@ async def register_node(
             record, created = registry.register_node(
                 session, node_id, signed.address, registration, now
             )
+            # A node registers when its agent starts: work it held before is lost.
+            jobs.requeue_jobs_of_node(
+                session, node_id, f"node {node_id} restarted", now, job_rules(context.settings)
+            )
+            record.state = NodeState.IDLE.value
             return node_public(record, now, timeout), created
 
     public, created = await signed.apply(change)
+    context.dispatch.wake_matcher()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return public
 
