@@ -1,7 +1,10 @@
 """Python SDK for the gpunet indexer: ``Client`` (sync) and ``AsyncClient`` (async).
 
 Both share one core (``gpunet.sdk._core.ApiCore``) that builds and signs requests and
-reads answers into ``gpunet.api.models``; they differ only in how they send.
+reads answers into ``gpunet.api.models`` and ``gpunet.api.jobs``; they differ only in
+how they send. ``gpunet.sdk.jobs`` adds the buyer's workflows on top of ``Client``:
+submit a spec file with its inputs, follow a job's events and logs, download and check
+its outputs.
 
     from gpunet.keys import load_key
     from gpunet.sdk import Client

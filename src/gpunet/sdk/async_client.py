@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from gpunet.api.jobs import (
+    AccountView,
+    EventPage,
+    FileRef,
+    FinishIn,
+    JobDetail,
+    JobList,
+    LogEntry,
+    LogPage,
+    QuoteOut,
+    SessionAccess,
+    UsageAck,
+    WorkPoll,
+)
 from gpunet.api.models import (
     Health,
     HeartbeatAck,
@@ -38,7 +53,7 @@ class AsyncClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.core = ApiCore(base_url, account)
+        self.core = ApiCore(base_url, account, timeout_s=timeout)
         self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
 
     @property
@@ -76,6 +91,96 @@ class AsyncClient:
         self, where: str = "", order: str = "price", limit: int = 100
     ) -> OfferList:
         return await self._send(self.core.list_offers(where, order, limit))
+
+    # -- buyers --
+
+    async def upload_blob(self, data: bytes) -> str:
+        """Store an input file; returns its SHA-256, the name to put in a ``FileRef``."""
+        return await self._send(self.core.upload_blob(data))
+
+    async def submit_job(
+        self, spec: Mapping[str, Any], inputs: list[FileRef] | None = None
+    ) -> JobDetail:
+        """Submit a spec (``job_spec_to_dict`` form) whose input files are uploaded."""
+        return await self._send(self.core.submit_job(spec, inputs or []))
+
+    async def quote(self, spec: Mapping[str, Any]) -> QuoteOut:
+        return await self._send(self.core.quote(spec))
+
+    async def list_jobs(
+        self,
+        buyer: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> JobList:
+        return await self._send(self.core.list_jobs(buyer, state, limit, offset))
+
+    async def get_job(self, job_id: str) -> JobDetail:
+        return await self._send(self.core.get_job(job_id))
+
+    async def job_events(self, job_id: str, after: int = 0, wait_s: float = 0) -> EventPage:
+        """Events after ``after``; waits up to ``wait_s`` seconds for one to come."""
+        return await self._send(self.core.job_events(job_id, after, wait_s))
+
+    async def job_logs(self, job_id: str, after: int = 0, wait_s: float = 0) -> LogPage:
+        """Log lines after ``after``; waits up to ``wait_s`` seconds for one to come."""
+        return await self._send(self.core.job_logs(job_id, after, wait_s))
+
+    async def cancel_job(self, job_id: str, reason: str = "cancelled by the buyer") -> JobDetail:
+        return await self._send(self.core.cancel_job(job_id, reason))
+
+    async def download_output(self, job_id: str, path: str) -> bytes:
+        return await self._send(self.core.download_output(job_id, path))
+
+    async def session_access(self, job_id: str) -> SessionAccess:
+        return await self._send(self.core.session_access(job_id))
+
+    async def deposit(self, amount_micros: int) -> AccountView:
+        return await self._send(self.core.deposit(amount_micros))
+
+    async def withdraw(self, amount_micros: int) -> AccountView:
+        return await self._send(self.core.withdraw(amount_micros))
+
+    async def set_auto_topup(
+        self, amount_micros: int, threshold_micros: int, limit_micros: int
+    ) -> AccountView:
+        """Top up by ``amount_micros`` below ``threshold_micros``, at most ``limit_micros``."""
+        call = self.core.set_auto_topup(amount_micros, threshold_micros, limit_micros)
+        return await self._send(call)
+
+    async def get_account(self, address: str) -> AccountView:
+        return await self._send(self.core.get_account(address))
+
+    # -- nodes --
+
+    async def poll_work(self, node_id: str, wait_s: float = 20) -> WorkPoll:
+        """New assignments and cancellations; waits up to ``wait_s`` seconds for some."""
+        return await self._send(self.core.poll_work(node_id, wait_s))
+
+    async def start_job(self, job_id: str, attempt: int, endpoint: str | None = None) -> UsageAck:
+        return await self._send(self.core.start_job(job_id, attempt, endpoint))
+
+    async def append_logs(self, job_id: str, attempt: int, lines: list[LogEntry]) -> None:
+        await self._send(self.core.append_logs(job_id, attempt, lines))
+
+    async def report_usage(self, job_id: str, attempt: int, usage_s: float) -> UsageAck:
+        return await self._send(self.core.report_usage(job_id, attempt, usage_s))
+
+    async def put_checkpoint(self, job_id: str, data: bytes) -> str:
+        return await self._send(self.core.put_checkpoint(job_id, data))
+
+    async def get_checkpoint(self, job_id: str) -> bytes:
+        return await self._send(self.core.get_checkpoint(job_id))
+
+    async def get_input(self, job_id: str, target: str) -> bytes:
+        return await self._send(self.core.get_input(job_id, target))
+
+    async def put_output(self, job_id: str, data: bytes) -> str:
+        return await self._send(self.core.put_output(job_id, data))
+
+    async def finish_job(self, job_id: str, receipt: FinishIn) -> UsageAck:
+        return await self._send(self.core.finish_job(job_id, receipt))
 
     async def aclose(self) -> None:
         await self._http.aclose()

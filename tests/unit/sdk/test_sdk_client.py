@@ -66,7 +66,7 @@ def test_each_signed_request_gets_a_fresh_nonce(
 
     assert first.next_heartbeat_s == 60.0
     assert seen[0].headers["x-gpunet-nonce"] != seen[1].headers["x-gpunet-nonce"]
-    assert seen[1].content == b'{"gpu_utilization":50.0,"jobs_running":1}'
+    assert seen[1].content == b'{"gpu_utilization":50.0,"jobs_running":1,"rtt_ms":null}'
 
 
 def test_error_body_raises_api_error_with_code_and_message(
