@@ -123,6 +123,7 @@ class NodeAgent:
         self._failures = 0
         self._last_ok: float | None = None
         self._last_error: str | None = None
+        self._rtt_ms: float | None = None
 
     @property
     def state(self) -> AgentState:
@@ -172,7 +173,10 @@ class NodeAgent:
         return self._next_beat(self.interval_s)
 
     def _heartbeat(self) -> float:
-        ack = self._client.heartbeat(self.node_id, HeartbeatIn())
+        # The round trip of the previous heartbeat is the node's latency estimate.
+        sent = self._clock()
+        ack = self._client.heartbeat(self.node_id, HeartbeatIn(rtt_ms=self._rtt_ms))
+        self._rtt_ms = round(max(0.0, self._clock() - sent) * 1000.0, 3)
         self._on_success()
         self._set_state(AgentState.ONLINE, f"heartbeats accepted, node is {ack.state}")
         return self._next_beat(ack.next_heartbeat_s)

@@ -1,10 +1,13 @@
-"""Turn what this machine has (hardware, benchmark) and asks (price, region) into a
-``NodeRegistration``, checked by the same protocol rules the indexer applies.
+"""Turn what this machine has (hardware, benchmark, job runtimes) and asks (price, region,
+network policy) into a ``NodeRegistration``, checked by the same protocol rules the
+indexer applies. The runtimes and the network policy let the indexer send a node only
+the jobs it can run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, cast
 
 from gpunet import __version__
 from gpunet.api.models import HardwareClaimModel, NodeRegistration, OfferModel
@@ -12,7 +15,10 @@ from gpunet.errors import UnknownGpuModel, ValidationError
 from gpunet.node.benchmark import BenchmarkResult
 from gpunet.node.hardware import GpuInfo, Hardware
 from gpunet.protocol.catalogue import CATALOGUE, CPU_MODEL, identify_gpu
+from gpunet.protocol.jobspec import RUNTIMES as JOB_RUNTIMES
 from gpunet.protocol.offers import validate_claim, validate_offer
+
+RuntimeName = Literal["bwrap", "docker"]
 
 
 def build_registration(
@@ -21,8 +27,15 @@ def build_registration(
     price_micros: int,
     region: str,
     agent_version: str = __version__,
+    *,
+    runtimes: Sequence[str] = (),
+    allows_network: bool = False,
 ) -> NodeRegistration:
-    """The registration for this machine; raises ValidationError before any request."""
+    """The registration for this machine; raises ValidationError before any request.
+
+    ``runtimes`` are the job runtimes this node offers (none: it takes no jobs);
+    ``allows_network`` says whether jobs that ask for the network may have it.
+    """
     model, count, vram_mib = gpu_claim(hardware.gpus)
     claim = HardwareClaimModel(
         gpu_model=model,
@@ -37,7 +50,13 @@ def build_registration(
     offer = OfferModel(price_micros=price_micros, region=region)
     validate_claim(claim.to_protocol())
     validate_offer(offer.to_protocol())
-    return NodeRegistration(hardware=claim, offer=offer, agent_version=agent_version)
+    return NodeRegistration(
+        hardware=claim,
+        offer=offer,
+        agent_version=agent_version,
+        runtimes=_runtime_names(runtimes),
+        allows_network=allows_network,
+    )
 
 
 def gpu_claim(gpus: Sequence[GpuInfo]) -> tuple[str, int, int]:
@@ -56,6 +75,18 @@ def gpu_claim(gpus: Sequence[GpuInfo]) -> tuple[str, int, int]:
             "a node sells one GPU model; run the agent on a machine whose GPUs are all alike",
         )
     return models.pop(), len(gpus), min(gpu.vram_mib for gpu in gpus)
+
+
+def _runtime_names(runtimes: Sequence[str]) -> list[RuntimeName]:
+    names: list[RuntimeName] = []
+    for name in runtimes:
+        if name not in JOB_RUNTIMES:
+            raise ValidationError(
+                "runtimes", name, f"unknown job runtime; known: {', '.join(JOB_RUNTIMES)}"
+            )
+        if name not in names:
+            names.append(cast(RuntimeName, name))
+    return names
 
 
 def _catalogue_name(gpu: GpuInfo) -> str:
