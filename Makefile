@@ -1,6 +1,7 @@
 # Targets mirror CI (.ci/run). The virtualenv lives in .venv.
 PY ?= .venv/bin/python
-# CI adds ray (EXTRAS=dev,ray) so the Ray sweep test runs; the demo does not need it.
+# CI adds ray and inference (EXTRAS=dev,ray,inference) so the Ray sweep test and the
+# embeddings example run; the demo does not need them.
 EXTRAS ?= dev
 VENV_STAMP := .venv/.installed
 

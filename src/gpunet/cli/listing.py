@@ -56,7 +56,12 @@ def offers(
     limit: Limit = 100,
     as_json: AsJson = False,
 ) -> None:
-    """List the offers of online nodes, cheapest first by default."""
+    """List the offers of online nodes, cheapest first by default.
+
+    The "GFLOPS/$" column is the node's benchmark per USD-hour, discounted by its
+    share of failed leases: `--order -value` ranks the most useful compute per dollar
+    first.
+    """
     with Client(indexer) as client:
         listing = client.list_offers(where=where, order=order, limit=limit)
     if as_json:
@@ -120,8 +125,9 @@ def offers_table(rows: list[OfferPublic], title: str) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("node", no_wrap=True, min_width=14)
     table.add_column("gpu", no_wrap=True)
-    for column in ("VRAM GiB", "USD/h", "TFLOPS", "CPU", "RAM GiB", "disk GiB"):
+    for column in ("VRAM GiB", "USD/h", "TFLOPS", "CPU", "RAM GiB", "disk GiB", "GFLOPS/$"):
         table.add_column(column, justify="right")
+    table.add_column("fail", justify="right")
     table.add_column("region", no_wrap=True)
     table.add_column("state")
     for offer in rows:
@@ -134,6 +140,8 @@ def offers_table(rows: list[OfferPublic], title: str) -> Table:
             str(offer.cpu_cores),
             gib(offer.memory_mib),
             str(offer.disk_gib),
+            f"{offer.value_per_dollar:,.0f}",
+            f"{offer.failure_rate:.0%}",
             offer.region,
             styled_state(offer.state),
         )

@@ -289,6 +289,8 @@ class LocalNetwork:
             "--data-dir", str(self.layout.node_dir(name)),
             "--interval", f"{self.spec.heartbeat_s:g}",
             "--benchmark-size", str(self.spec.benchmark_size),
+            # Sessions on a local network forward their port on 127.0.0.1 only.
+            "--allow-network",
         )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from typer._click.core import Context
 from typer.core import TyperGroup
 
 from gpunet import __version__
-from gpunet.cli import demo, indexer, keys, listing, network, node, sim
+from gpunet.cli import accounts, demo, indexer, jobs, keys, listing, network, node, sessions, sim
 from gpunet.cli.console import ERROR_EXIT_CODE, print_error
 from gpunet.errors import GpunetError
 
@@ -45,6 +45,15 @@ app.command("nodes")(listing.nodes)
 app.command("offers")(listing.offers)
 app.command("up")(network.up)
 app.command("demo")(demo.demo)
+app.command("quote")(jobs.quote)
+app.command("run")(jobs.run)
+app.command("jobs")(jobs.jobs_list)
+app.add_typer(jobs.job_app, name="job")
+app.add_typer(sessions.app, name="session")
+app.command("deposit")(accounts.deposit)
+app.command("withdraw")(accounts.withdraw)
+app.command("balance")(accounts.balance)
+app.command("earnings")(accounts.earnings)
 
 
 def _version(value: bool) -> None:

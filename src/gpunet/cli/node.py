@@ -1,7 +1,14 @@
-"""``gpunet node start``: detect, benchmark, register, heartbeat until Ctrl-C."""
+"""``gpunet node start``: detect, benchmark, register, heartbeat and run jobs until Ctrl-C.
+
+Two loops run side by side over one SDK client: the heartbeat loop (``NodeAgent``) in the
+main thread, which owns the signals, and the job loop (``JobWorker``) in a thread. On
+Ctrl-C or SIGTERM the job loop stops first, so a running job is cancelled and reported
+before the node leaves the network.
+"""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,9 +20,16 @@ from gpunet.sdk import DEFAULT_INDEXER_URL
 
 if TYPE_CHECKING:
     from gpunet.api.models import NodeRegistration
+    from gpunet.node.agent import NodeAgent
     from gpunet.node.benchmark import BenchmarkResult
+    from gpunet.node.runtime import Runtime
+    from gpunet.node.worker import JobWorker
 
 app = typer.Typer(help="Run a provider node on this machine.", no_args_is_help=True)
+
+NO_RUNTIME = "none"
+NOBODY_UID = 65534
+STOP_GRACE_S = 90.0  # a cancelled job's last checkpoint and receipt, with retries
 
 
 def default_node_dir() -> Path:
@@ -50,34 +64,158 @@ def start(
     benchmark_size: Annotated[
         int, typer.Option(help="Benchmark matrix size N (N x N product, 16-32768).")
     ] = 1024,
+    runtime: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--runtime",
+            metavar="NAME",
+            help="Job runtime to offer: bwrap (bubblewrap sandbox) or docker; repeat for "
+            "both. Default: every runtime usable on this machine. --runtime none: take no "
+            "jobs, only heartbeat.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_network: Annotated[
+        bool,
+        typer.Option(
+            help="Let jobs that ask for it use the network, and let sessions expose a port. "
+            "Off: such jobs are refused and run elsewhere.",
+        ),
+    ] = False,
+    job_uid: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="When the node runs as root, jobs run as this user and group id "
+            "(65534 is nobody).",
+        ),
+    ] = NOBODY_UID,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where each job gets its own work dir, removed after the job. "
+            "Default: <data dir>/work.",
+            show_default=False,
+        ),
+    ] = None,
+    session_host: Annotated[
+        str,
+        typer.Option(
+            help="Address that sessions' ports are forwarded on; buyers connect to it. "
+            "Set this machine's public address to serve sessions beyond this host.",
+        ),
+    ] = "127.0.0.1",
+    keep_failed_work: Annotated[
+        bool,
+        typer.Option(help="Keep the work dir of a job that did not succeed, for debugging."),
+    ] = False,
 ) -> None:
-    """Register this machine with an indexer and heartbeat until Ctrl-C or SIGTERM.
+    """Register this machine with an indexer, heartbeat, and run the jobs it is given.
 
-    Logs one line per state change (registered, indexer lost, back online, left).
+    Jobs run one at a time in a sandbox (bubblewrap, or Docker for jobs that ask for
+    it), with the CPU, memory and time their spec asks for, and no network unless
+    --allow-network. Logs one line per state change (registered, indexer lost, back
+    online, left) and one when a job is taken and when it finishes. Runs until Ctrl-C
+    or SIGTERM; a running job is then cancelled and reported, so the indexer can give it
+    to another node.
     """
     from gpunet.node.agent import NodeAgent
     from gpunet.node.identity import load_or_create_node_id
-    from gpunet.node.signals import stop_on_signals
+    from gpunet.node.worker import JobWorker
     from gpunet.protocol.units import parse_usd
     from gpunet.sdk import Client
 
     setup_logging()
     price_micros = parse_usd(price, "price")
+    runtimes = choose_runtimes(runtime, job_uid)
     account, key_info, created = load_or_create_key(key, keys_dir)
     if created:
         note(f"created key {key_info.name}: address {key_info.address}, file {key_info.path}")
     node_dir = data_dir or default_node_dir()
     node_id = load_or_create_node_id(node_dir)
-    registration = describe_machine(node_dir, benchmark_size, price_micros, region)
+    registration = describe_machine(
+        node_dir,
+        benchmark_size,
+        price_micros,
+        region,
+        runtimes=sorted(runtimes),
+        allows_network=allow_network,
+    )
     note(f"node {node_id}, operator {account.address}, indexer {indexer}")
+    note(_jobs_summary(runtimes, allow_network, session_host))
     with Client(indexer, account) as client:
         agent = NodeAgent(client, node_id, registration, interval_s=interval)
-        with stop_on_signals(agent.stop):
+        worker = JobWorker(
+            client,
+            node_id,
+            runtimes,
+            work_dir or node_dir / "work",
+            allow_network=allow_network,
+            session_host=session_host,
+            gpu_devices=tuple(f"/dev/nvidia{i}" for i in range(registration.hardware.gpu_count)),
+            keep_failed=keep_failed_work,
+        )
+        _run_node(agent, worker, take_jobs=bool(runtimes))
+
+
+def choose_runtimes(names: list[str] | None, job_uid: int) -> dict[str, Runtime]:
+    """The runtimes to offer: those named (each must work here), else all that work."""
+    from gpunet.errors import ConfigError
+    from gpunet.node.runtime import BwrapRuntime, DockerRuntime, detect_runtimes
+
+    if names == [NO_RUNTIME]:
+        return {}
+    known: dict[str, Runtime] = {
+        "bwrap": BwrapRuntime(job_uid=job_uid, job_gid=job_uid),
+        "docker": DockerRuntime(job_uid=job_uid, job_gid=job_uid),
+    }
+    if not names:
+        return {name: known.get(name, found) for name, found in detect_runtimes().items()}
+    chosen: dict[str, Runtime] = {}
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                f"--runtime {name!r} is not a job runtime; use bwrap, docker, or none alone"
+            )
+        problem = known[name].available()
+        if problem is not None:
+            raise ConfigError(f"--runtime {name} cannot run jobs on this machine: {problem}")
+        chosen[name] = known[name]
+    return chosen
+
+
+def _run_node(agent: NodeAgent, worker: JobWorker, *, take_jobs: bool) -> None:
+    """Heartbeat in this thread and run jobs in another; on a signal, stop jobs first."""
+    from gpunet.node.signals import stop_on_signals
+
+    jobs = threading.Thread(target=worker.run, name="job-worker", daemon=True)
+
+    def stop_jobs() -> None:
+        worker.stop()
+        if jobs.is_alive():
+            jobs.join(timeout=STOP_GRACE_S)
+
+    def stop_all() -> None:
+        stop_jobs()
+        agent.stop()
+
+    with stop_on_signals(stop_all):
+        if take_jobs:
+            jobs.start()
+        try:
             agent.run()
+        finally:
+            stop_jobs()
 
 
 def describe_machine(
-    node_dir: Path, benchmark_size: int, price_micros: int, region: str
+    node_dir: Path,
+    benchmark_size: int,
+    price_micros: int,
+    region: str,
+    *,
+    runtimes: list[str] | None = None,
+    allows_network: bool = False,
 ) -> NodeRegistration:
     """Detect hardware, run the benchmark, and build the checked registration."""
     from gpunet.node.benchmark import run_benchmark
@@ -86,7 +224,14 @@ def describe_machine(
 
     hardware = detect_hardware(node_dir)
     benchmark = run_benchmark(size=benchmark_size)
-    registration = build_registration(hardware, benchmark, price_micros, region)
+    registration = build_registration(
+        hardware,
+        benchmark,
+        price_micros,
+        region,
+        runtimes=runtimes or (),
+        allows_network=allows_network,
+    )
     note(_summary(registration, benchmark))
     return registration
 
@@ -101,4 +246,14 @@ def _summary(registration: NodeRegistration, benchmark: BenchmarkResult) -> str:
         f"{hw.memory_mib // 1024} GiB RAM, {hw.disk_gib} GiB free disk; "
         f"benchmark {benchmark.gflops:.1f} GFLOPS ({benchmark.backend}, {benchmark.dtype}, "
         f"n={benchmark.size}); offer {format_usd(offer.price_micros)} USD/h in {offer.region}"
+    )
+
+
+def _jobs_summary(runtimes: dict[str, Runtime], allow_network: bool, session_host: str) -> str:
+    if not runtimes:
+        return "jobs: none (no --runtime); this node only heartbeats"
+    network = "allowed" if allow_network else "off (--allow-network to allow)"
+    return (
+        f"jobs: runtimes {', '.join(sorted(runtimes))}; network {network}; "
+        f"sessions forwarded on {session_host}"
     )

@@ -31,6 +31,10 @@ OFFER = {
     "memory_mib": 262144,
     "disk_gib": 1000,
     "state": "idle",
+    "benchmark_gflops": 50000.0,
+    "reputation": 0.75,
+    "failure_rate": 0.1,
+    "value_per_dollar": 22613.065,
 }
 NODE = {
     "node_id": "n-0123456789ab",
