@@ -257,3 +257,23 @@ def test_hand_over_gives_every_entry_to_the_job_but_follows_no_link(tmp_path: Pa
         assert os.lstat(path).st_uid == 65534
         assert os.lstat(path).st_gid == 65534
     assert outside.stat().st_uid == 0
+
+
+def test_the_pump_hands_over_each_line_while_the_writer_keeps_the_pipe_open() -> None:
+    read_end, write_end = os.pipe()
+    arrived = threading.Event()
+    seen: list[tuple[str, str]] = []
+
+    def on_output(stream: str, line: str) -> None:
+        seen.append((stream, line))
+        arrived.set()
+
+    pump = OutputPump(on_output)
+    with open(read_end, "rb") as stdout, open(os.devnull, "rb") as stderr:
+        pump.start(stdout, stderr)
+        os.write(write_end, b"step 1\n")
+        # The writer is still open: a line must not wait for the job to end.
+        assert arrived.wait(timeout=10)
+        os.close(write_end)
+        pump.join()
+    assert seen == [("stdout", "step 1")]

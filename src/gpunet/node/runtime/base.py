@@ -251,7 +251,9 @@ class OutputPump:
     def _drain(self, name: str, stream: IO[bytes]) -> None:
         splitter = LineSplitter(self.max_line_bytes)
         with stream:
-            while chunk := stream.read(_READ_CHUNK):
+            # os.read returns what the pipe holds now; a buffered read(n) would wait for
+            # n bytes, and the job's lines would only arrive when it ends.
+            while chunk := os.read(stream.fileno(), _READ_CHUNK):
                 for line in splitter.feed(chunk):
                     self._deliver(name, line)
         for line in splitter.finish():
