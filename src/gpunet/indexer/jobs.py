@@ -12,6 +12,7 @@ matcher's pass or the sweeper's.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Sequence
@@ -99,7 +100,14 @@ def get_job(session: Session, job_id: str, *, for_update: bool = False) -> JobRe
 
 
 def spec_of(record: JobRecord) -> JobSpec:
-    return job_spec_from_dict(json.loads(record.spec_json), source=f"job {record.job_id}")
+    return _parsed_spec(record.spec_json)
+
+
+@functools.lru_cache(maxsize=20_000)
+def _parsed_spec(spec_json: str) -> JobSpec:
+    """A stored spec, parsed once: specs never change, and every matching pass reads
+    the specs of all waiting jobs."""
+    return job_spec_from_dict(json.loads(spec_json), source="stored job spec")
 
 
 def files_of(session: Session, job_id: str, role: str) -> list[FileRef]:
