@@ -63,6 +63,9 @@ from gpunet.protocol.leases import (
 )
 from gpunet.protocol.nodes import NodeState
 
+MATCH_WINDOW_MIN = 500
+MATCH_WINDOW_PER_NODE = 20
+
 LOW_FUNDS = "low_funds"
 """The event name of a low-funds notice (a job_events row with no state change)."""
 
@@ -602,12 +605,19 @@ def match_pass(
     weights: matching.Weights,
     seed: int,
 ) -> list[tuple[str, str]]:
-    """Place waiting jobs on idle nodes; return the (node id, job id) pairs placed."""
-    waiting = waiting_jobs(session)
-    if not waiting:
-        return []
+    """Place waiting jobs on idle nodes; return the (node id, job id) pairs placed.
+
+    Idle nodes are read first: when every node is busy (a full queue), a pass costs
+    one query. The oldest waiting jobs are considered, ``MATCH_WINDOW_PER_NODE`` per
+    idle node and at least ``MATCH_WINDOW_MIN``, so a pass stays cheap however long
+    the queue, and the matcher's own order (age and size first) applies within it.
+    """
     nodes = {node.node_id: node for node in idle_nodes(session, cutoff)}
     if not nodes:
+        return []
+    window = max(MATCH_WINDOW_MIN, MATCH_WINDOW_PER_NODE * len(nodes))
+    waiting = waiting_jobs(session, limit=window)
+    if not waiting:
         return []
     records = {r.job_id: r for r in waiting}
     demands = []
