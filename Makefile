@@ -5,7 +5,7 @@ PY ?= .venv/bin/python
 EXTRAS ?= dev
 VENV_STAMP := .venv/.installed
 
-.PHONY: install test test-unit test-integration lint format openapi openapi-check bench demo up clean
+.PHONY: install test test-unit test-integration lint format openapi openapi-check bench sandbox demo up clean
 
 install: $(VENV_STAMP)
 
@@ -43,10 +43,18 @@ openapi-check: install
 bench: install
 	$(PY) benchmarks/run_all.py
 
-demo: install
+# Jobs run in a bubblewrap sandbox: install Debian's package when it is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+sandbox:
+	@command -v bwrap >/dev/null || { \
+		echo "installing bubblewrap, the job sandbox"; \
+		$(SUDO) apt-get install -y -qq bubblewrap >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap >/dev/null; }; }
+
+demo: install sandbox
 	.venv/bin/gpunet demo
 
-up: install
+up: install sandbox
 	.venv/bin/gpunet up --nodes 4
 
 clean:

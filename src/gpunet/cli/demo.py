@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from gpunet.cli import demo_jobs
 from gpunet.cli.console import out
 from gpunet.cli.listing import nodes_table, offers_table
 from gpunet.cli.localnet import MAX_NODES, LocalNetwork, NetworkSpec, free_port, wait_until
@@ -123,10 +124,13 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Start a local network, query it, take nodes down and up again, then stop.
+    """Start a local network, query it, run jobs, take nodes down and up again, then stop.
 
-    One node leaves cleanly; another is killed and must be noticed by its silence.
-    Exits 0 when every step showed what it should, 2 otherwise. Takes under a minute.
+    A buyer deposits, gets a quote and runs a job in a node's sandbox; the node running
+    a checkpointed job is killed and the job resumes on another node, the lost attempt
+    unpaid. One node leaves cleanly; another is killed and must be noticed by its
+    silence. Exits 0 when every step showed what it should, 2 otherwise. Takes about a
+    minute.
     """
     root = data_dir or Path(tempfile.mkdtemp(prefix="gpunet-demo-"))
     spec = NetworkSpec(nodes=nodes, port=port or free_port(), heartbeat_s=DEMO_HEARTBEAT_S)
@@ -144,6 +148,12 @@ def demo(
     out.print("[green]demo passed[/]")
 
 
+def _back_and_paid(tour: Tour) -> None:
+    demo_jobs.wait_for_idle(tour.network, len(tour.network.nodes))
+    tour.show_nodes()
+    demo_jobs.show_earnings(tour.network)
+
+
 def run_tour(tour: Tour) -> None:
     first, *others = tour.network.nodes
     crashed = others[0] if others else first
@@ -151,6 +161,23 @@ def run_tour(tour: Tour) -> None:
     tour.step("list the nodes", tour.show_nodes)
     tour.step("query the offers", tour.show_offers)
     tour.step("a bad query is refused with a clear error", tour.show_bad_query)
+    buyer = demo_jobs.Buyer(tour.network)
+    tour.step(
+        "a buyer deposits 5 USD and asks for a quote", lambda: demo_jobs.deposit_and_quote(buyer)
+    )
+    tour.step(
+        "run a job: matched, run in a sandbox, outputs checked, billed",
+        lambda: demo_jobs.run_job(buyer),
+    )
+    if others:
+        tour.step(
+            "kill the node running a checkpointed job: it resumes on another node",
+            lambda: demo_jobs.survive_a_crash(buyer, tour.network),
+        )
+        tour.step(
+            "the restarted node is back; operators see their earnings",
+            lambda: _back_and_paid(tour),
+        )
     tour.step(f"stop {first}: it leaves and goes offline", lambda: tour.stop_node(first))
     tour.step(f"restart {first}: it comes back online", lambda: tour.restart_node(first))
     tour.step(

@@ -446,7 +446,7 @@ def print_bill(job: JobDetail) -> None:
     out.print(f"  usage:    {bill.usage_s:.1f} s")
     out.print(
         f"  charged:  {format_usd(bill.charged_micros)} USD, of which protocol fee "
-        f"{format_usd(bill.fee_micros)} USD (the default {bill.fee_bps / 100:g}% rate)"
+        f"{format_usd(bill.fee_micros)} USD ({bill.fee_bps / 100:g}%)"
     )
     if job.state not in TERMINAL_STATES:
         out.print(f"  held:     {format_usd(job.hold_micros)} USD, still in escrow")

@@ -291,6 +291,7 @@ class LocalNetwork:
             "--benchmark-size", str(self.spec.benchmark_size),
             # Sessions on a local network forward their port on 127.0.0.1 only.
             "--allow-network",
+            "--checkpoint-every", "1",
         )  # fmt: skip
 
 

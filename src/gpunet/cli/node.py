@@ -109,6 +109,14 @@ def start(
         bool,
         typer.Option(help="Keep the work dir of a job that did not succeed, for debugging."),
     ] = False,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            help="Seconds between checks of a job's checkpoint folder; a changed folder is "
+            "uploaded, so a job moved to another node resumes from there.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Register this machine with an indexer, heartbeat, and run the jobs it is given.
 
@@ -154,6 +162,7 @@ def start(
             session_host=session_host,
             gpu_devices=tuple(f"/dev/nvidia{i}" for i in range(registration.hardware.gpu_count)),
             keep_failed=keep_failed_work,
+            checkpoint_every_s=checkpoint_every,
         )
         _run_node(agent, worker, take_jobs=bool(runtimes))
 
