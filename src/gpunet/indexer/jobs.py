@@ -16,7 +16,7 @@ import functools
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
@@ -408,16 +408,23 @@ def budget_hold(spec: JobSpec) -> int:
 
 
 def submit(
-    session: Session, buyer: str, body: JobSubmit, now: float, rules: JobRules
+    session: Session,
+    buyer: str,
+    body: JobSubmit,
+    now: float,
+    rules: JobRules,
+    cutoff: float,
 ) -> list[JobRecord]:
     """Accept a job (two rows for redundancy 2); nothing moves money yet.
 
     Refuses, before writing anything: a bad spec, inputs that do not match the spec
-    or were not uploaded, and a buyer whose available funds cannot cover one hold at
-    the budget price (after any auto top-up).
+    or were not uploaded, a spec that no online offer could run (busy or not), and a
+    buyer whose available funds cannot cover one hold at the budget price (after any
+    auto top-up).
     """
     spec = job_spec_from_dict(body.spec, source="spec")
     _check_inputs(session, spec, body.inputs)
+    _require_an_offer(session, spec, now, cutoff)
     copies = spec.redundancy
     need = budget_hold(spec) * copies
     available = accounts.balance(session, ledger.buyer_account(buyer))
@@ -477,6 +484,60 @@ def submit(
         records.append(record)
     session.flush()
     return records
+
+
+QUALIFY_SCAN = 5000
+
+
+def _require_an_offer(session: Session, spec: JobSpec, now: float, cutoff: float) -> None:
+    """Refuse a spec that no online node could run, saying what stands in the way.
+
+    Busy nodes count: the job waits for them. The reason most offers give decides the
+    field named (``max_price`` when the budget is the obstacle).
+    """
+    probe = JobRecord(job_id="j-0000000000000000", excluded_nodes="", created_at=now)
+    wanted = demand(probe, spec, frozenset())
+    online = session.scalars(
+        select(NodeRecord)
+        .where(NodeRecord.state != NodeState.OFFLINE.value, NodeRecord.last_heartbeat_at >= cutoff)
+        .order_by(NodeRecord.price_micros)
+        .limit(QUALIFY_SCAN)
+    ).all()
+    reasons: dict[str, int] = {}
+    cheapest_above_budget: int | None = None
+    for node in online:
+        candidate = replace(node_candidate(node), state=NodeState.IDLE.value)
+        if not node.runtimes:
+            reason: str | None = "takes no jobs"
+        else:
+            reason = matching.disqualification(wanted, candidate)
+        if reason is None:
+            return
+        key = reason.split(":")[0].split(" (")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+        if "budget" in reason:
+            price = matching.unit_price_micros(wanted, candidate)
+            if cheapest_above_budget is None or price < cheapest_above_budget:
+                cheapest_above_budget = price
+    if not online:
+        raise ValidationError(
+            "resources", None, "no node is online to run this job: try again when one is"
+        )
+    common = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+    listed = "; ".join(f"{reason} ({count} of {len(online)} offers)" for reason, count in common)
+    if cheapest_above_budget is not None and common[0][0].find("budget") >= 0:
+        raise ValidationError(
+            "max_price",
+            _usd(spec.max_price_micros),
+            f"no online offer qualifies ({listed}); the cheapest otherwise qualifying "
+            f"offer asks {_usd(cheapest_above_budget)} USD/h: raise max_price to at "
+            "least that",
+        )
+    raise ValidationError(
+        "resources",
+        None,
+        f"no online offer qualifies ({listed}): ask for less, or see `gpunet quote`",
+    )
 
 
 def _usd(micros: int) -> str:

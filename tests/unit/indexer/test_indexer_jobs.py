@@ -231,16 +231,19 @@ def test_cancel_before_start_returns_the_whole_hold(
 def test_only_the_buyer_may_cancel(
     client: IndexerTestClient, operator: LocalAccount, buyer: LocalAccount
 ) -> None:
+    register(client, operator, "cpu-1")
     deposit(client, buyer, 10 * USD)
     job_id = submit(client, buyer)["job_id"]
+    before = job(client, job_id)["state"]
     refused = client.signed("POST", f"/v1/jobs/{job_id}/cancel", operator, json={})
     assert refused.status_code == 403
-    assert job(client, job_id)["state"] == "queued"
+    assert job(client, job_id)["state"] == before != "cancelled"
 
 
 def test_a_job_is_refused_before_any_money_moves_when_funds_are_short(
-    client: IndexerTestClient, buyer: LocalAccount
+    client: IndexerTestClient, operator: LocalAccount, buyer: LocalAccount
 ) -> None:
+    register(client, operator, "cpu-1")
     deposit(client, buyer, 100)
     refused = client.signed("POST", "/v1/jobs", buyer, json={"spec": spec(), "inputs": []})
     assert refused.status_code == 422
@@ -262,8 +265,9 @@ def test_a_spec_with_an_unknown_field_is_refused_with_the_field_named(
 
 
 def test_inputs_must_be_uploaded_and_match_the_spec(
-    client: IndexerTestClient, buyer: LocalAccount
+    client: IndexerTestClient, operator: LocalAccount, buyer: LocalAccount
 ) -> None:
+    register(client, operator, "cpu-1")
     deposit(client, buyer, 10 * USD)
     data = b"a,b\n1,2\n"
     digest = hashlib.sha256(data).hexdigest()
@@ -300,12 +304,13 @@ def test_quote_names_the_best_offer_and_why_others_do_not_qualify(
     assert "budget" in dear["reason"]
 
 
-def test_a_deadline_expires_a_job_nobody_can_run(
-    client: IndexerTestClient, clock: ManualClock, buyer: LocalAccount
+def test_a_deadline_expires_a_job_nobody_ran_in_time(
+    client: IndexerTestClient, clock: ManualClock, operator: LocalAccount, buyer: LocalAccount
 ) -> None:
+    register(client, operator, "cpu-1")
     deposit(client, buyer, 10 * USD)
     job_id = submit(client, buyer, max_duration="1m", deadline="2m")["job_id"]
-    clock.advance(121)
+    clock.advance(121)  # the node went silent before the matcher ran
     sweep_once(app_context(client.app))  # type: ignore[arg-type]
     expired = job(client, job_id)
     assert expired["state"] == "failed"
@@ -386,3 +391,35 @@ def test_a_session_is_billed_per_second_and_closed_when_funds_run_out(
     assert closed["charged_micros"] == 12_000  # every micro-dollar deposited, no more
     assert client.get(f"/v1/accounts/{buyer.address}").json()["available_micros"] == 0
     ledger_is_balanced(client)
+
+
+def test_a_budget_below_every_offer_is_refused_naming_the_price_to_offer(
+    client: IndexerTestClient, operator: LocalAccount, buyer: LocalAccount
+) -> None:
+    register(client, operator, "cpu-1", price_micros=380_000)
+    deposit(client, buyer, 10 * USD)
+
+    refused = client.signed(
+        "POST", "/v1/jobs", buyer, json={"spec": spec(max_price="0.05"), "inputs": []}
+    )
+
+    assert refused.status_code == 422
+    body = refused.json()
+    assert body["field"] == "max_price"
+    assert "0.38" in body["message"]
+    assert client.get("/v1/jobs").json()["total"] == 0
+    assert client.get(f"/v1/accounts/{buyer.address}").json()["available_micros"] == 10 * USD
+
+
+def test_resources_no_online_node_has_are_refused(
+    client: IndexerTestClient, operator: LocalAccount, buyer: LocalAccount
+) -> None:
+    register(client, operator, "cpu-1")
+    deposit(client, buyer, 10 * USD)
+
+    big = spec(resources={"cpu_cores": 512, "memory": "1GiB"})
+    refused = client.signed("POST", "/v1/jobs", buyer, json={"spec": big, "inputs": []})
+
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "resources"
+    assert "gpunet quote" in refused.json()["message"]

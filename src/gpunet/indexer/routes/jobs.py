@@ -194,8 +194,9 @@ def _weights(context: IndexerContext) -> matching.Weights:
     "/jobs",
     summary="Submit a job or open a session",
     description="Signed by the buyer. The spec is validated, the inputs must have been "
-    "uploaded, and the buyer's available funds must cover one hold at the budget price; "
-    "otherwise nothing is written. Funds are held when a node is matched.",
+    "uploaded, some online offer must qualify (busy or not), and the buyer's available "
+    "funds must cover one hold at the budget price; otherwise nothing is written and the "
+    "answer names the field to change. Funds are held when a node is matched.",
     response_model=JobDetail,
     status_code=status.HTTP_201_CREATED,
     responses=SIGNED_ERROR_RESPONSES,
@@ -207,7 +208,8 @@ async def submit(body: JobSubmit, signed: Signed, context: Context) -> JobDetail
 
     def change(connection: Connection) -> JobDetail:
         with session_on(connection) as session:
-            records = jobs.submit(session, signed.address, body, now, rules)
+            cutoff = context.liveness_cutoff(now)
+            records = jobs.submit(session, signed.address, body, now, rules, cutoff)
             return jobs.detail(session, records[0])
 
     detail = await signed.apply(change)
