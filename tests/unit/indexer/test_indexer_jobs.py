@@ -423,3 +423,80 @@ def test_resources_no_online_node_has_are_refused(
     assert refused.status_code == 422
     assert refused.json()["field"] == "resources"
     assert "gpunet quote" in refused.json()["message"]
+
+
+def run_to_success(
+    client: IndexerTestClient, operator: LocalAccount, job_id: str, output: bytes
+) -> None:
+    attempt = job(client, job_id)["attempts"]
+    client.signed("POST", f"/v1/jobs/{job_id}/start", operator, json={"attempt": attempt})
+    digest = hashlib.sha256(output).hexdigest()
+    client.signed("PUT", f"/v1/jobs/{job_id}/outputs/{digest}", operator, content=output)
+    receipt = {
+        "attempt": attempt,
+        "outcome": "succeeded",
+        "exit_code": 0,
+        "usage_s": 1.0,
+        "outputs": [{"path": "out.txt", "sha256": digest, "size": len(output)}],
+    }
+    done = client.signed("POST", f"/v1/jobs/{job_id}/finish", operator, json=receipt)
+    assert done.status_code == 200, done.text
+
+
+@pytest.mark.parametrize(
+    ("second_output", "verdict"), [(b"42\n", "outputs_match"), (b"41\n", "outputs_differ")]
+)
+def test_redundant_runs_go_to_two_nodes_and_their_outputs_are_compared(
+    client: IndexerTestClient,
+    operator: LocalAccount,
+    other_operator: LocalAccount,
+    buyer: LocalAccount,
+    second_output: bytes,
+    verdict: str,
+) -> None:
+    register(client, operator, "cpu-1")
+    register(client, other_operator, "cpu-2")
+    deposit(client, buyer, 10 * USD)
+    first = submit(client, buyer, redundancy=2)
+    match(client)
+
+    group = client.get("/v1/jobs").json()["jobs"]
+    assert len(group) == 2
+    details = [job(client, j["job_id"]) for j in group]
+    assert {d["group_id"] for d in details} == {first["group_id"]}
+    assert {d["lease"]["node_id"] for d in details} == {"cpu-1", "cpu-2"}
+
+    owners = {"cpu-1": operator, "cpu-2": other_operator}
+    for detail, output in zip(details, (b"42\n", second_output), strict=True):
+        run_to_success(client, owners[detail["lease"]["node_id"]], detail["job_id"], output)
+
+    for detail in details:
+        events = client.get(f"/v1/jobs/{detail['job_id']}/events").json()["events"]
+        assert events[-1]["event"] == verdict
+    ledger_is_balanced(client)
+
+
+def test_auto_top_up_credits_what_a_job_needs_within_its_limit(
+    client: IndexerTestClient, operator: LocalAccount, buyer: LocalAccount
+) -> None:
+    register(client, operator, "cpu-1", price_micros=360_000)
+    rule = {"amount_micros": 200_000, "threshold_micros": 0, "limit_micros": 500_000}
+    assert client.signed("PUT", "/v1/accounts/auto-topup", buyer, json=rule).status_code == 200
+
+    # One hour at the 1 USD/h budget needs 1,000,000: more than the rule's limit. The
+    # refusal rolls the attempted top-ups back with it: no money appears.
+    too_big = client.signed("POST", "/v1/jobs", buyer, json={"spec": spec(), "inputs": []})
+    assert too_big.status_code == 422
+    view = client.get(f"/v1/accounts/{buyer.address}").json()
+    assert (view["available_micros"], view["auto_topup_used_micros"]) == (0, 0)
+
+    # One minute needs 16,667: one top-up of 200,000 covers it.
+    small = client.signed(
+        "POST", "/v1/jobs", buyer, json={"spec": spec(max_duration="1m"), "inputs": []}
+    )
+    assert small.status_code == 201, small.text
+    view = client.get(f"/v1/accounts/{buyer.address}").json()
+    assert view["available_micros"] + view["held_micros"] == 200_000  # held once matched
+    assert view["deposited_micros"] == 200_000
+    assert view["auto_topup_used_micros"] == 200_000
+    ledger_is_balanced(client)
