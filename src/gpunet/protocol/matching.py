@@ -9,17 +9,20 @@ by ``score``: price against budget, reputation, latency against the bound.
 A batch gives each demand at most one node and each node at most one demand. Demands
 pick in priority order (overdue first, then more GPUs, then older), so that a stream
 of small jobs cannot starve a large one; each takes its best-scoring free node, ties
-broken by a hash keyed by the seed and the job, so no node id is always first.
+broken by a hash keyed by the seed and the job, so no node id is always first. Then
+placed demands may trade nodes where that lowers the sum of their scores (an early,
+rich job gives a cheap node to a later job on a tight budget); who is placed, and
+which nodes are used, stay as the priority order decided.
 
-``match`` must place 10,000 demands over 100,000 offers well within a second, so it
-does not compare every pair: see ``_OfferIndex``. Its result is the one the plain
-definition above gives; docs/matching.md has the formulas and the measured figures.
+``match`` must place 10,000 demands over 100,000 offers within a second, so it does
+not compare every pair: see ``_OfferIndex``. Its placement is the one the plain
+definition gives (a property test holds it to a literal reference); docs/matching.md
+has the formulas, the trade pass and the measured figures.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 import operator
 from collections.abc import Callable, Iterable, Sequence
@@ -305,11 +308,12 @@ _FRONT_MARGIN = 0.02
 _FRONT_DEPTH = 4
 _MARGIN = 0.01
 _WIDEN = 0.2
-_FULL_WIDEN = 1.0
-_IMPROVE_PASSES = 2
-_PREFERRED = 4
-_PREFERRED_MARGIN = 0.05
-_PREFERRED_DEPTH = 4
+_ALONE_WIDEN = (0.5, math.inf)
+_IMPROVE_PASSES = 3
+_PREFERRED = 16
+_PREFERRED_MARGIN = 0.3
+_PREFERRED_DEPTH = 2
+_PREFERRED_SEGMENTS = 16
 # Bounds are compared with this margin, so that rounding never prunes the winner.
 _SLACK = 1e-9
 # Feature columns: an offer qualifies when each column is >= the demand's requirement.
@@ -323,6 +327,13 @@ BoolArray = npt.NDArray[np.bool_]
 
 def _floats(values: Iterable[float]) -> FloatArray:
     return np.fromiter(values, dtype=np.float64)
+
+
+def _codes_of(values: list[frozenset[str]]) -> tuple[list[frozenset[str]], IntArray]:
+    """The distinct values in first-seen order, and each value's index among them."""
+    seen: dict[frozenset[str], int] = {}
+    codes = [seen.setdefault(value, len(seen)) for value in values]
+    return list(seen), np.array(codes, dtype=np.int64).reshape(len(values))
 
 
 def _codes(names: Sequence[str]) -> tuple[dict[str, int], IntArray]:
@@ -373,14 +384,26 @@ def _batch(demands: list[Demand], needs: FloatArray) -> _Batch:
 
 
 @dataclass(frozen=True)
-class _Ranked:
-    """One demand's qualifying offers (index positions) by score, complete to a score."""
+class _Ranking:
+    """What ranking a batch found, as arrays. Demand ``i`` owns entries
+    ``cuts[i]:cuts[i + 1]`` of ``positions`` and ``scores``: its qualifying free offers
+    (index positions) by score, complete up to ``complete_to[i]``; and entries
+    ``picks[i]:picks[i + 1]`` of ``preferred`` and ``preferred_scores``: up to
+    ``_PREFERRED`` offers (pool rows) it scores best, taken or not.
+    """
 
-    positions: list[int]
-    scores: list[float]
-    complete_to: float
-    preferred: list[int]
-    preferred_scores: list[float]
+    positions: IntArray
+    scores: FloatArray
+    cuts: list[int]
+    complete_to: list[float]
+    preferred: IntArray
+    preferred_scores: FloatArray
+    picks: list[int]
+
+
+def _no_ranking(size: int) -> _Ranking:
+    none, zeros = np.zeros(0, dtype=np.int64), [0] * (size + 1)
+    return _Ranking(none, np.zeros(0), zeros, [math.inf] * size, none, np.zeros(0), zeros)
 
 
 class _Pool:
@@ -403,7 +426,9 @@ class _Pool:
             "gpu_count", "vram_gib", "fp16_tflops", "cpu_cores", "memory_mib", "disk_gib",
             "allows_network", "price_micros", "reputation",
         )  # fmt: skip
-        raw = np.array(list(map(getter, offers)), dtype=np.float64).reshape(len(offers), 9)
+        fields = np.dtype([(f"f{i}", np.float64) for i in range(9)])
+        records = np.fromiter(map(getter, offers), dtype=fields, count=len(offers))
+        raw = records.view(np.float64).reshape(len(offers), 9)
         features = np.zeros((len(offers), _RUNTIME0 + len(self.runtimes)))
         features[:, :_NPRICE] = raw[:, :_NPRICE]
         features[:, _NPRICE] = -raw[:, 7]
@@ -412,23 +437,25 @@ class _Pool:
         features[:, _NLAT] = _floats(latency)
         features[:, _FREE] = 1.0
         features[:, _R1] = 1.0 - raw[:, 8]
-        offered: dict[frozenset[str], list[int]] = {}
-        for row, c in enumerate(offers):
-            offered.setdefault(c.runtimes, []).append(row)
-        for names, rows in offered.items():
-            for name in names:
-                features[rows, self.runtimes[name]] = 1.0
-        self._refuse_negative(features)
+        kinds, runtimes = _codes_of(list(map(operator.attrgetter("runtimes"), offers)))
+        table = np.zeros((len(kinds), len(self.runtimes)))
+        for kind, names in enumerate(kinds):
+            table[kind, [self.runtimes[name] - _RUNTIME0 for name in names]] = 1.0
+        features[:, _RUNTIME0:] = table[runtimes]
+        self._refuse_bad_numbers(features)
         return features
 
-    def _refuse_negative(self, features: FloatArray) -> None:
-        """The bounds assume prices and latencies of 0 or more; refuse others by name."""
-        for column, field in ((_NPRICE, "price_micros"), (_NLAT, "latency_ms")):
-            bad = np.flatnonzero(features[:, column] > 0)
+    def _refuse_bad_numbers(self, features: FloatArray) -> None:
+        """The bounds assume numbers, and prices and latencies of 0 or more."""
+        checks = ((_NPRICE, "price_micros"), (_NLAT, "latency_ms"), (_R1, "reputation"))
+        for column, field in checks:
+            values = features[:, column]
+            bad = np.flatnonzero(np.isnan(values) | ((values > 0) & (column != _R1)))
             if bad.size:
                 offer = self.offers[int(bad[0])]
                 value = getattr(offer, field)
-                raise ValidationError(field, value, f"of node {offer.node_id} must be 0 or more")
+                hint = "must be a number" + (" of 0 or more" if column != _R1 else "")
+                raise ValidationError(field, value, f"of node {offer.node_id} {hint}")
 
     def requirements(self, demands: list[Demand]) -> tuple[list[Demand], FloatArray]:
         """The demands some offer has the runtime for, and their requirement per column."""
@@ -484,9 +511,11 @@ class _OfferIndex:
         sizes = (len(pool.regions), _BANDS, int(counts.max(initial=0)) + 1)
         group = ((models * sizes[0] + regions) * sizes[1] + band) * sizes[2] + counts
         order = np.lexsort((proxy, group))
-        self.rows = rows[order].tolist()
+        self.row_array = rows[order]
+        self.rows = self.row_array.tolist()
         self.position = np.full(len(pool.offers), -1, dtype=np.int64)
         self.position[rows[order]] = np.arange(len(rows))
+        self.position_of: list[int] = self.position.tolist()
         self.features = features[order]
         self.free = bytearray(b"\x01") * len(rows)
         self._spans: dict[tuple[str | float | None, ...], IntArray] = {}
@@ -509,6 +538,10 @@ class _OfferIndex:
         self.seg_end = np.append(starts[1:], size).astype(np.int64)
         self.pointer = starts.copy()
         self.seg_of = np.repeat(np.arange(len(starts)), self.seg_end - starts)
+        # Python copies for the one-at-a-time reads and writes of ``mark_taken``.
+        self.segment_of: list[int] = self.seg_of.tolist()
+        self.segment_end: list[int] = self.seg_end.tolist()
+        self.pointers: list[int] = starts.tolist()
         self.seg_count = np.maximum(keys[starts, 3], 1).astype(np.float64)
         self.seg_best = np.maximum.reduceat(self.features, starts, axis=0)
         self.seg_price = -self.seg_best[:, _NPRICE]
@@ -571,9 +604,9 @@ class _OfferIndex:
 
     def _evaluate(
         self, batch: _Batch, positions: IntArray, owners: IntArray, taken_too: bool = False
-    ) -> FloatArray:
-        """The score of each (offer, demand) pair; infinite where the offer does not
-        qualify, or is taken (unless ``taken_too``)."""
+    ) -> tuple[FloatArray, BoolArray]:
+        """The score of each (offer, demand) pair, infinite where the offer does not
+        qualify or is taken (unless ``taken_too``); and whether each offer is free."""
         rows = self.features[positions]
         needs = batch.needs[owners]
         if taken_too:
@@ -581,7 +614,7 @@ class _OfferIndex:
         ok = (rows >= needs).all(axis=1)
         price = np.where(batch.cpu_work[owners], -rows[:, _NNODE], -rows[:, _NPRICE])
         scores = self._scores(batch, owners, price, rows[:, _R1], -rows[:, _NLAT])
-        return np.where(ok, scores, math.inf)
+        return np.where(ok, scores, math.inf), rows[:, _FREE] > 0
 
     def _pairs(self, batch: _Batch) -> tuple[IntArray, IntArray, FloatArray]:
         """The (segment, demand) pairs where the segment may hold an offer for the
@@ -611,78 +644,104 @@ class _OfferIndex:
         latency_share = self.latency_reference / batch.bound[owners]
         return floor, np.minimum(scale, latency_share), cap + w.latency / latency_share
 
-    def rank(self, batch: _Batch, widen: float) -> list[_Ranked]:
-        """Each demand's qualifying free offers by score, complete up to a score.
+    def rank(self, batch: _Batch, widen: float) -> _Ranking:
+        """Each demand's qualifying free offers by score, complete up to a score, and
+        its preferred offers (see ``_Ranking``).
 
         That score is the best found among front offers plus ``_MARGIN``; when no
         front offer qualifies, the lowest bound plus ``widen``.
         """
         size = len(batch.demands)
         if not self.rows:
-            return [_Ranked([], [], math.inf, [], []) for _ in range(size)]
+            return _no_ranking(size)
         segs, owners, units = self._pairs(batch)
         floor, scale, cap = self._bounds(batch, segs, owners, units)
+        # Pass 1: the first offers of each demand's most promising segments, free
+        # (from the pointer) and, for the preferred list, taken or not (from the start).
         front = floor + scale * self.seg_front[segs]
-        lowest = np.full(size, math.inf)
-        np.minimum.at(lowest, owners, front)
-        # Pass 1: the front offers of each demand's most promising segments.
-        near = front <= lowest[owners] + _FRONT_MARGIN
-        starts = self.pointer[segs]
-        depth = np.minimum(starts[near] + _FRONT_DEPTH, self.seg_end[segs[near]])
-        first, pairs = _ranges(starts[near], depth)
-        first_owners = owners[near][pairs]
-        first_scores = self._evaluate(batch, first, first_owners)
-        found = _kth_lowest(first_scores, first_owners, batch.rivals)
+        head = floor + scale * self.seg_first[segs]
+        lowest = _lowest(front, owners, size)
+        near_front = front <= lowest[owners] + _FRONT_MARGIN
+        reach = _lowest(head, owners, size) + _PREFERRED_MARGIN
+        if _PREFERRED_SEGMENTS:
+            reach = np.minimum(
+                reach, _kth_lowest(head, owners, np.full(size, _PREFERRED_SEGMENTS - 1))
+            )
+        near_head = head <= reach[owners]
+        start, pointer, end = self.seg_start[segs], self.pointer[segs], self.seg_end[segs]
+        head_end = np.where(near_head, np.minimum(start + _PREFERRED_DEPTH, end), start)
+        front_end = np.where(near_front, np.minimum(pointer + _FRONT_DEPTH, end), pointer)
+        first, pairs = _ranges(
+            np.concatenate((start, np.maximum(pointer, head_end))),
+            np.concatenate((head_end, front_end)),
+        )
+        first_owners = np.concatenate((owners, owners))[pairs]
+        first_scores, first_free = self._evaluate(batch, first, first_owners, taken_too=True)
+        free_scores = np.where(first_free, first_scores, math.inf)
+        found = _kth_lowest(free_scores, first_owners, batch.rivals)
         complete_to = np.where(found < math.inf, found + _MARGIN, lowest + widen)
-        # Pass 2: every other offer whose bound reaches that score.
-        starts[near] = depth
+        # Pass 2: every other free offer whose bound reaches that score.
         score = complete_to[owners]
         score += _SLACK * (1.0 + np.abs(score))
         active = front <= score
         limit = np.minimum((score - floor) / scale, cap * (1 + _SLACK) + _SLACK)
         limit = np.minimum(limit[active], self.scale - 1.0)
         ends = np.searchsorted(self.proxy_key, segs[active] * self.scale + limit, side="right")
-        second, pairs = _ranges(starts[active], ends)
+        covered = np.maximum(front_end, np.where(pointer < head_end, head_end, pointer))
+        second, pairs = _ranges(covered[active], ends)
         second_owners = owners[active][pairs]
-        second_scores = self._evaluate(batch, second, second_owners)
-        preferred = self._preferred(batch, segs, owners, floor + scale * self.seg_first[segs])
-        return _lists(
+        second_scores, _ = self._evaluate(batch, second, second_owners)
+        # Pass 3: a demand with nothing free up to that score is searched to the end
+        # (its budget) here, not alone later: in a scarce market many are.
+        found_any = np.zeros(size, dtype=bool)
+        found_any[first_owners[free_scores <= complete_to[first_owners]]] = True
+        found_any[second_owners[second_scores <= complete_to[second_owners]]] = True
+        empty = ~found_any & (complete_to < math.inf)
+        rest = empty[owners]
+        if rest.any():
+            done = np.full(segs.size, -1, dtype=np.int64)
+            done[active] = ends
+            since = np.maximum(np.where(done < 0, covered, done), covered)[rest]
+            far = np.minimum(cap[rest] * (1 + _SLACK) + _SLACK, self.scale - 1.0)
+            last = np.searchsorted(self.proxy_key, segs[rest] * self.scale + far, side="right")
+            third, pairs = _ranges(since, last)
+            third_owners = owners[rest][pairs]
+            third_scores, _ = self._evaluate(batch, third, third_owners)
+            second = np.concatenate((second, third))
+            second_owners = np.concatenate((second_owners, third_owners))
+            second_scores = np.concatenate((second_scores, third_scores))
+            complete_to[empty] = math.inf
+        preferred = self._preferred(first, first_owners, first_scores, size)
+        return _ranking(
             np.concatenate((first, second)),
             np.concatenate((first_owners, second_owners)),
-            np.concatenate((first_scores, second_scores)),
+            np.concatenate((free_scores, second_scores)),
             complete_to,
             preferred,
         )
 
     def _preferred(
-        self, batch: _Batch, segs: IntArray, owners: IntArray, bound: FloatArray
-    ) -> list[tuple[list[int], list[float]]]:
-        """Per demand, a few of the offers it would score best, taken or not: the first
-        offers of the segments whose first offer may score lowest. ``_improve`` asks
-        their holders for swaps."""
-        size = len(batch.demands)
-        lowest = np.full(size, math.inf)
-        np.minimum.at(lowest, owners, bound)
-        near = bound <= lowest[owners] + _PREFERRED_MARGIN
-        starts = self.seg_start[segs[near]]
-        ends = np.minimum(starts + _PREFERRED_DEPTH, self.seg_end[segs[near]])
-        positions, pairs = _ranges(starts, ends)
-        held = owners[near][pairs]
-        scores = self._evaluate(batch, positions, held, taken_too=True)
+        self, positions: IntArray, owners: IntArray, scores: FloatArray, size: int
+    ) -> tuple[IntArray, FloatArray, list[int]]:
+        """Per demand, up to ``_PREFERRED`` of the scored offers (as pool rows), taken
+        or not, best first: the holders ``_improve`` may trade with. Drawn from the
+        first offers of the most promising segments, they are cheap, not complete."""
         keep = scores < math.inf
-        positions, held, scores = positions[keep], held[keep], scores[keep]
-        order = np.lexsort((scores, held))
-        held = held[order]
-        rank = np.arange(held.size) - np.searchsorted(held, held)
-        top = order[rank < _PREFERRED]
-        cuts = np.searchsorted(held[rank < _PREFERRED], np.arange(size + 1)).tolist()
-        places, values = positions[top].tolist(), scores[top].tolist()
-        return [(places[lo:hi], values[lo:hi]) for lo, hi in itertools.pairwise(cuts)]
+        positions, owners, scores = positions[keep], owners[keep], scores[keep]
+        order = _by_owner(owners, scores)
+        owners = owners[order]
+        top = np.arange(owners.size) - np.searchsorted(owners, owners) < _PREFERRED
+        picks = np.searchsorted(owners[top], np.arange(size + 1)).tolist()
+        chosen = order[top]
+        return self.row_array[positions[chosen]], scores[chosen], picks
 
-    def pick(self, demand: Demand, ranked: _Ranked) -> int | None:
-        """The first free offer on the list that the demand does not exclude, ties by key."""
-        positions, scores, excluded = ranked.positions, ranked.scores, demand.exclude_nodes
-        offers, rows, free = self.pool.offers, self.rows, self.free
+    def pick(self, demand: Demand, ranking: _Ranking, slot: int) -> int | None:
+        """The first free offer on the demand's list (``slot`` in ``ranking``) that it
+        does not exclude, ties by key."""
+        lo, hi = ranking.cuts[slot], ranking.cuts[slot + 1]
+        positions: list[int] = ranking.positions[lo:hi].tolist()
+        scores: list[float] = ranking.scores[lo:hi].tolist()
+        excluded, offers, rows, free = demand.exclude_nodes, self.pool.offers, self.rows, self.free
         size = len(positions)
         for first in range(size):
             p = positions[first]
@@ -706,33 +765,36 @@ class _OfferIndex:
 
         return key
 
-    def alone(self, demand: Demand, need: FloatArray) -> _Ranked:
-        """Rank for one demand (``need``: its requirement, one row) afresh, its
-        excluded nodes set aside, until the list holds an offer or is complete."""
+    def alone(self, demand: Demand, need: FloatArray) -> _Ranking:
+        """Rank one demand (``need``: its requirement, one row) afresh, its excluded
+        nodes set aside: its list then holds a free offer, or is complete."""
         rows = (self.pool.row_of(node) for node in demand.exclude_nodes)
         found = (int(self.position[row]) for row in rows if row is not None)
         excluded = [p for p in found if p >= 0 and self.free[p]]
         self.features[excluded, _FREE] = 0.0
-        batch, widen = _batch([demand], need), _WIDEN
-        while True:
+        batch = _batch([demand], need)
+        for widen in _ALONE_WIDEN:
             with np.errstate(invalid="ignore"):
-                ranked = self.rank(batch, widen)[0]
-            if ranked.positions or ranked.complete_to == math.inf:
+                ranking = self.rank(batch, widen)
+            if ranking.cuts[1] or ranking.complete_to[0] == math.inf:
                 break
-            widen = math.inf if widen > _FULL_WIDEN else widen * 4
         self.features[excluded, _FREE] = 1.0
-        return ranked
+        return ranking
 
     def mark_taken(self, row: int) -> None:
-        position = int(self.position[row])
+        position = self.position_of[row]
         if position < 0:
             return
-        self.free[position] = 0
+        free = self.free
+        free[position] = 0
         self.features[position, _FREE] = 0.0
-        seg = int(self.seg_of[position])
-        pointer, end = int(self.pointer[seg]), int(self.seg_end[seg])
-        while pointer < end and not self.free[pointer]:
+        seg = self.segment_of[position]
+        pointer, end = self.pointers[seg], self.segment_end[seg]
+        if pointer != position:
+            return
+        while pointer < end and not free[pointer]:
             pointer += 1
+        self.pointers[seg] = pointer
         self.pointer[seg] = pointer
         self.seg_front[seg] = self.proxy[pointer] if pointer < end else math.inf
 
@@ -751,12 +813,21 @@ def _reference_prices(models: IntArray, prices: FloatArray) -> FloatArray:
     return per_model[models]
 
 
+def _lowest(values: FloatArray, owners: IntArray, size: int) -> FloatArray:
+    """Per owner (0 to ``size - 1``), its lowest value; infinite for an owner without any."""
+    lowest = np.full(size, math.inf)
+    np.minimum.at(lowest, owners, values)
+    return lowest
+
+
 def _kth_lowest(scores: FloatArray, owners: IntArray, rivals: IntArray) -> FloatArray:
     """Per owner, its ``rivals + 1``-th lowest finite score (its highest if it has fewer);
     infinite for an owner without any."""
+    if not rivals.any():
+        return _lowest(scores, owners, rivals.size)
     finite = scores < math.inf
     scores, owners = scores[finite], owners[finite]
-    order = np.lexsort((scores, owners))
+    order = _by_owner(owners, scores)
     scores, owners = scores[order], owners[order]
     starts = np.searchsorted(owners, np.arange(rivals.size))
     ends = np.searchsorted(owners, np.arange(rivals.size), side="right")
@@ -777,25 +848,30 @@ def _within(sorted_keys: IntArray, codes: IntArray, base: int) -> IntArray:
     return np.flatnonzero(np.isin(sorted_keys, base + codes))
 
 
-def _lists(
+def _ranking(
     positions: IntArray,
     owners: IntArray,
     scores: FloatArray,
     complete_to: FloatArray,
-    preferred: list[tuple[list[int], list[float]]],
-) -> list[_Ranked]:
+    preferred: tuple[IntArray, FloatArray, list[int]],
+) -> _Ranking:
     """Per demand, the scored positions at or below its ``complete_to``, by score."""
     keep = (scores <= complete_to[owners]) & (scores < math.inf)
     positions, owners, scores = positions[keep], owners[keep], scores[keep]
+    # Exact order (equal scores must sit together for the tie-break), so lexsort.
     order = np.lexsort((scores, owners))
     cuts = np.searchsorted(owners[order], np.arange(complete_to.size + 1)).tolist()
-    places, values = positions[order].tolist(), scores[order].tolist()
-    return [
-        _Ranked(places[lo:hi], values[lo:hi], limit, *best)
-        for lo, hi, limit, best in zip(
-            cuts, cuts[1:], complete_to.tolist(), preferred, strict=False
-        )
-    ]
+    return _Ranking(positions[order], scores[order], cuts, complete_to.tolist(), *preferred)
+
+
+def _by_owner(owners: IntArray, values: FloatArray) -> IntArray:
+    """An order by owner, then by value, for finite values; near-equal values may come
+    in either order, which is all a threshold or a short list needs."""
+    if not values.size:
+        return np.zeros(0, dtype=np.int64)
+    low = values.min()
+    width = float(values.max() - low) + 1.0
+    return np.argsort(owners * width + (values - low))
 
 
 @dataclass
@@ -804,90 +880,163 @@ class _Placement:
 
     demand: Demand
     row: int
-    index: _OfferIndex
-    ranked: _Ranked
+    need: int  # the demand's row in the requirement matrix
+    ranking: _Ranking
+    slot: int  # the demand's place in ``ranking``
 
 
-def _place(order: list[Demand], pool: _Pool, weights: Weights, seed: int) -> list[_Placement]:
-    """Greedy placement: each demand of ``order`` in turn takes its best free offer."""
+def _place(
+    order: list[Demand], pool: _Pool, weights: Weights, seed: int
+) -> tuple[list[_Placement], FloatArray]:
+    """Greedy placement: each demand of ``order`` in turn takes its best free offer.
+
+    Also returns the demands' requirement matrix (``_Placement.need`` indexes it)."""
     servable, needs = pool.requirements(order)
     if not pool.offers or not servable:
-        return []
+        return [], needs
     indexes = _indexes(pool, servable, weights, seed)
     placed: list[_Placement] = []
     for lo in range(0, len(servable), _BATCH):
         chunk = servable[lo : lo + _BATCH]
-        ranked: dict[int, _Ranked] = {}
+        ranked: dict[int, tuple[_Ranking, int]] = {}
         for session, index in indexes.items():
             members = [i for i, d in enumerate(chunk) if _is_session(d) == session]
             if members:
                 batch = _batch([chunk[i] for i in members], needs[[lo + i for i in members]])
                 with np.errstate(invalid="ignore"):
-                    ranked.update(zip(members, index.rank(batch, _WIDEN), strict=True))
+                    ranking = index.rank(batch, _WIDEN)
+                ranked.update((i, (ranking, slot)) for slot, i in enumerate(members))
         for i, demand in enumerate(chunk):
-            index, listed = indexes[_is_session(demand)], ranked[i]
-            position = index.pick(demand, listed)
-            if position is None and listed.complete_to < math.inf:
-                listed = index.alone(demand, needs[lo + i : lo + i + 1])
-                position = index.pick(demand, listed)
+            index, (ranking, slot) = indexes[_is_session(demand)], ranked[i]
+            position = index.pick(demand, ranking, slot)
+            if position is None and ranking.complete_to[slot] < math.inf:
+                ranking, slot = index.alone(demand, needs[lo + i : lo + i + 1]), 0
+                position = index.pick(demand, ranking, slot)
             if position is not None:
                 row = index.rows[position]
                 pool.take(row)
-                placed.append(_Placement(demand, row, index, listed))
-    return placed
+                placed.append(_Placement(demand, row, lo + i, ranking, slot))
+    return placed, needs
 
 
-def _improve(placed: list[_Placement], pool: _Pool, weights: Weights) -> None:
-    """Swap offers between placed demands where that lowers the sum of their scores.
+def _improve(placed: list[_Placement], needs: FloatArray, pool: _Pool, weights: Weights) -> None:
+    """Trade offers between placed demands where that lowers the sum of their scores.
 
-    In pick order, each demand looks down its list for an offer it scores better
-    than its own, held by a demand that qualifies for its offer, whose swap lowers
-    the sum of the two scores; it takes the first such. The placed demands and the
-    offers they hold stay the same; ``_IMPROVE_PASSES`` passes at most.
+    Each demand's preferred offers (see ``_OfferIndex._preferred``) that it scores
+    better than its own and that another placed demand holds are candidate trades;
+    a trade needs each demand to qualify for the other's offer. The trades that
+    lower the sum most go first, each demand trading at most once per pass, for
+    ``_IMPROVE_PASSES`` passes. Which demands are placed, and which offers they hold
+    between them, never changes.
     """
-    holder = {p.row: i for i, p in enumerate(placed)}
-    current = [score(p.demand, pool.offers[p.row], weights) for p in placed]
+    if len(placed) < 2:
+        return
+    trades = _Trades(placed, needs, pool, weights)
     for _ in range(_IMPROVE_PASSES):
-        swaps = 0
-        for i, mine in enumerate(placed):
-            found = _swap_partner(i, placed, holder, current, pool, weights)
-            if found is not None:
-                other, mine_after, other_after = found
-                theirs = placed[other]
-                mine.row, theirs.row = theirs.row, mine.row
-                holder[mine.row], holder[theirs.row] = i, other
-                current[i], current[other] = mine_after, other_after
-                swaps += 1
-        if not swaps:
-            return
+        if not trades.trade():
+            break
+    for p, row in zip(placed, trades.rows.tolist(), strict=True):
+        p.row = row
 
 
-def _swap_partner(
-    i: int,
-    placed: list[_Placement],
-    holder: dict[int, int],
-    current: list[float],
-    pool: _Pool,
-    weights: Weights,
-) -> tuple[int, float, float] | None:
-    """The first improving swap for demand ``i``: (partner, its new score, theirs)."""
-    mine = placed[i]
-    demand, own, own_score = mine.demand, pool.offers[mine.row], current[i]
-    positions, scores = mine.ranked.preferred, mine.ranked.preferred_scores
-    rows = mine.index.rows
-    for position, better in zip(positions, scores, strict=True):
-        if not better < own_score:
-            return None
-        other = holder.get(rows[position])
-        if other is None or other == i:
-            continue
-        offer, theirs = pool.offers[rows[position]], placed[other].demand
-        if offer.node_id in demand.exclude_nodes:
-            continue
-        after = score(theirs, own, weights)
-        if after + better < current[other] + own_score and disqualification(theirs, own) is None:
-            return other, better, after
-    return None
+def _preferred_of(placed: list[_Placement]) -> tuple[IntArray, IntArray, FloatArray]:
+    """Every placed demand's preferred offers, flattened: (its index in ``placed``,
+    the offer's pool row, its score there)."""
+    by_ranking: dict[int, list[int]] = {}
+    for i, p in enumerate(placed):
+        by_ranking.setdefault(id(p.ranking), []).append(i)
+    owners, rows, scores = [], [], []
+    for members in by_ranking.values():
+        ranking = placed[members[0]].ranking
+        slots = len(ranking.picks) - 1
+        owner_of = np.full(slots, -1, dtype=np.int64)
+        owner_of[[placed[i].slot for i in members]] = members
+        entry_owner = owner_of[np.repeat(np.arange(slots), np.diff(ranking.picks))]
+        mine = entry_owner >= 0
+        owners.append(entry_owner[mine])
+        rows.append(ranking.preferred[mine])
+        scores.append(ranking.preferred_scores[mine])
+    return np.concatenate(owners), np.concatenate(rows), np.concatenate(scores)
+
+
+class _Trades:
+    """Placed demands and their offers as arrays, for scoring trades in bulk."""
+
+    def __init__(
+        self, placed: list[_Placement], needs: FloatArray, pool: _Pool, weights: Weights
+    ) -> None:
+        self.placed, self.pool, self.weights = placed, pool, weights
+        demands = [p.demand for p in placed]
+        self.needs = needs[[p.need for p in placed]]
+        self.batch = _batch(demands, self.needs)
+        models = (pool.models.get(d.gpu_model, -2) if d.gpu_model else -1 for d in demands)
+        self.model = np.fromiter(models, dtype=np.int64, count=len(demands))
+        wanted = sorted({d.region for d in demands if d.region is not None})
+        table = [[True] * len(pool.regions)]
+        table += [[region_matches(name, r) for name in pool.regions] for r in wanted]
+        self.region_ok = np.array(table, dtype=bool)
+        code = {r: i + 1 for i, r in enumerate(wanted)}
+        regions = (code[d.region] if d.region is not None else 0 for d in demands)
+        self.region = np.fromiter(regions, dtype=np.int64, count=len(demands))
+        self.rows = np.array([p.row for p in placed], dtype=np.int64)
+        self.holder = np.full(len(pool.offers), -1, dtype=np.int64)
+        self.holder[self.rows] = np.arange(len(placed))
+        self.owner, self.listed, self.listed_score = _preferred_of(placed)
+        with np.errstate(invalid="ignore"):
+            self.current = self.scores(np.arange(len(placed)), self.rows)
+
+    def scores(self, who: IntArray, rows: IntArray) -> FloatArray:
+        """Demand ``who[k]``'s score on offer ``rows[k]``, as ``score`` computes it;
+        infinite where it does not qualify (its excluded nodes aside)."""
+        offers = self.pool.features[rows]
+        ok = (offers >= self.needs[who]).all(axis=1)
+        model = self.model[who]
+        ok &= (model == -1) | (model == self.pool.model_codes[rows])
+        ok &= self.region_ok[self.region[who], self.pool.region_codes[rows]]
+        b, w = self.batch, self.weights
+        price = np.where(b.cpu_work[who], -offers[:, _NNODE], -offers[:, _NPRICE])
+        total = w.price * (price / b.budget[who]) + w.reputation * offers[:, _R1]
+        term = np.where(b.has_bound[who], -offers[:, _NLAT] / b.bound[who], NEUTRAL_LATENCY)
+        return np.where(ok, total + w.latency * term, math.inf)
+
+    def trade(self) -> int:
+        """One pass of trades, the largest gain first; returns how many were made."""
+        owner, listed, mine = self.owner, self.listed, self.listed_score
+        other = self.holder[listed]
+        open_ = (other >= 0) & (other != owner) & (mine < self.current[owner])
+        owner, other, listed, mine = owner[open_], other[open_], listed[open_], mine[open_]
+        with np.errstate(invalid="ignore"):
+            theirs = self.scores(other, self.rows[owner])
+            gain = self.current[owner] + self.current[other] - mine - theirs
+        good = gain > _SLACK * (1.0 + np.abs(self.current[owner]))
+        order = np.argsort(-gain[good], kind="stable")
+        touched = bytearray(len(self.placed))
+        made = 0
+        for a, b, row, after_a, after_b in zip(
+            owner[good][order].tolist(),
+            other[good][order].tolist(),
+            listed[good][order].tolist(),
+            mine[good][order].tolist(),
+            theirs[good][order].tolist(),
+            strict=True,
+        ):
+            if touched[a] or touched[b] or self._excluded(a, b, row):
+                continue
+            touched[a] = touched[b] = 1
+            mine_row = int(self.rows[a])
+            self.rows[a], self.rows[b] = row, mine_row
+            self.holder[row], self.holder[mine_row] = a, b
+            self.current[a], self.current[b] = after_a, after_b
+            made += 1
+        return made
+
+    def _excluded(self, a: int, b: int, row: int) -> bool:
+        """Whether either demand excludes the offer the trade would give it."""
+        offers, placed = self.pool.offers, self.placed
+        first, second = placed[a].demand.exclude_nodes, placed[b].demand.exclude_nodes
+        if first and offers[row].node_id in first:
+            return True
+        return bool(second) and offers[int(self.rows[a])].node_id in second
 
 
 def _is_session(demand: Demand) -> bool:
@@ -924,15 +1073,26 @@ def match(
     """Place ``demands`` on ``candidates``: one node per demand, one demand per node.
 
     Demands pick in ``demand_priority`` order; each takes the qualifying node still
-    free with the smallest ``rank_key``. Assignments come back in that pick order.
+    free with the smallest ``rank_key``. With ``improve``, placed demands then trade
+    nodes where both qualify for the other's and the sum of their scores drops (see
+    ``_improve``); the demands placed and the nodes used do not change. Assignments
+    come back in pick order, each at its node's price in the demand's unit.
+
+    Raises ``ValidationError`` for a job or node id given twice, and for an offer
+    with a negative or missing (NaN) price, latency or reputation.
     """
     _require_unique("job_id", [d.job_id for d in demands], "job")
     _require_unique("node_id", [c.node_id for c in candidates], "node")
-    order = sorted(demands, key=lambda d: demand_priority(d, now, max_wait_s))
+    # demand_priority, inlined: the sort is a tenth of the whole call otherwise.
+    keys = [
+        (0 if now - d.submitted_at > max_wait_s else 1, -d.gpu_count, d.submitted_at, d.job_id)
+        for d in demands
+    ]
+    order = [demands[i] for i in sorted(range(len(demands)), key=keys.__getitem__)]
     pool = _Pool(candidates)
-    placed = _place(order, pool, weights, seed)
+    placed, needs = _place(order, pool, weights, seed)
     if improve:
-        _improve(placed, pool, weights)
+        _improve(placed, needs, pool, weights)
     offers = pool.offers
     return [
         Assignment(
