@@ -20,6 +20,8 @@ from pathlib import Path
 
 import bench_agent
 import bench_heartbeats
+import bench_jobs
+import bench_matching
 import bench_offers
 import bench_sim
 from harness import REPO_ROOT
@@ -34,6 +36,8 @@ BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("offers", bench_offers.run),
     ("agent", bench_agent.run),
     ("sim", bench_sim.run),
+    ("matching", bench_matching.run),
+    ("jobs", bench_jobs.run),
 )
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 

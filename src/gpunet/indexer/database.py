@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -100,6 +101,9 @@ class Database:
         self._writer = sessionmaker(self._write_bind, expire_on_commit=False)
         sqlite = engine.dialect.name == "sqlite"
         self._loop_writer = _EventLoopWriter(self._write_bind) if sqlite else None
+        # Sessions open in other threads; close() waits for them (see there).
+        self._busy = 0
+        self._idle = threading.Condition()
 
     @classmethod
     def from_engine(cls, engine: Engine) -> Database:
@@ -111,9 +115,20 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
+    def _in_use(self) -> Iterator[None]:
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    @contextmanager
     def reading(self) -> Iterator[Session]:
         """A session for queries; it is rolled back and closed on exit."""
-        with self._reader() as session:
+        with self._in_use(), self._reader() as session:
             yield session
 
     @contextmanager
@@ -141,11 +156,18 @@ class Database:
         For long writes (the sweeper) and callers outside the app (tests, scripts): on
         SQLite such a write waits for the lock like another process (busy_timeout).
         """
-        with self._write_bind.begin() as connection:
+        with self._in_use(), self._write_bind.begin() as connection:
             return work(connection)
 
-    def close(self) -> None:
-        """Close the writer's connection and every pooled connection."""
+    def close(self, wait_s: float = 5.0) -> None:
+        """Close the writer's connection and every pooled connection.
+
+        Reads and writes still running in threads (a request or the matcher cancelled
+        at shutdown leaves its thread running) get up to ``wait_s`` to finish first, so
+        that no connection outlives the pool, open and unclosed.
+        """
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0, timeout=wait_s)
         if self._loop_writer is not None:
             self._loop_writer.close()
         self.engine.dispose()
