@@ -17,7 +17,7 @@ from eth_account.signers.local import LocalAccount
 
 from gpunet.api.jobs import JobDetail, LogLine
 from gpunet.cli.console import out
-from gpunet.cli.jobs import describe_event, print_bill, print_event, print_log_line
+from gpunet.cli.job_views import describe_event, print_bill, print_event, print_log_line
 from gpunet.cli.localnet import LocalNetwork, wait_until
 from gpunet.errors import GpunetError
 from gpunet.protocol.units import MICROS_PER_USD, format_usd

@@ -17,19 +17,14 @@ import typer
 from gpunet.api.jobs import JobDetail, JobEvent, LogLine
 from gpunet.cli.accounts import BUYER_KEY, BuyerKey, buyer_account, open_client
 from gpunet.cli.console import note, out
-from gpunet.cli.jobs import (
-    Indexer,
-    JobId,
-    Poll,
-    SpecFile,
+from gpunet.cli.job_views import (
     describe_event,
     hardware,
-    interrupted,
     print_bill,
     print_event,
     print_log_line,
-    submit_with_progress,
 )
+from gpunet.cli.jobs import Indexer, JobId, Poll, SpecFile, interrupted, submit_with_progress
 from gpunet.cli.keys import KeysDir
 from gpunet.errors import ConfigError, ConflictError, ValidationError
 from gpunet.sdk import DEFAULT_INDEXER_URL

@@ -17,7 +17,7 @@ from eth_account.signers.local import LocalAccount
 from typer.testing import CliRunner
 
 from gpunet.cli import accounts, jobs
-from gpunet.cli.jobs import duration
+from gpunet.cli.job_views import duration
 from gpunet.cli.main import app
 from gpunet.keys import new_key
 from gpunet.protocol.auth import verify_request
