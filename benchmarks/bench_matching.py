@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import numpy as np
+from bench_offers import MODEL_WEIGHTS, REGIONS
 from report import Figure, Section, Table, machine_markdown, ms, section_markdown
 from scipy.optimize import linear_sum_assignment
 
@@ -54,33 +55,7 @@ SEED = 20261125
 NOW = 1_800_000_000.0
 MAX_WAIT_S = 600.0
 
-# Share of each catalogue model among nodes, as in bench_offers.py.
-MODEL_WEIGHTS = {
-    "RTX4090": 24,
-    "RTX3090": 10,
-    "H100": 14,
-    "H200": 3,
-    "A100-80GB": 10,
-    "A100-40GB": 5,
-    "L40S": 7,
-    "L4": 7,
-    "A10G": 6,
-    "V100": 4,
-    "T4": 6,
-    CPU_MODEL: 4,
-}
-REGIONS = (
-    "eu-west",
-    "eu-central",
-    "eu-north",
-    "us-east",
-    "us-west",
-    "us-central",
-    "ap-south",
-    "ap-northeast",
-    "sa-east",
-    "af-south",
-)
+# The market's mix of models and regions is bench_offers.py's.
 # What demands ask for: none, a continent, or one region.
 WANTED_REGIONS = (None, None, None, "eu", "us", "ap", "eu-west", "us-east")
 STATES = (("idle", 80), ("busy", 15), ("offline", 5))
