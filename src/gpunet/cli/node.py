@@ -232,7 +232,9 @@ def describe_machine(
     from gpunet.node.registration import build_registration
 
     hardware = detect_hardware(node_dir)
-    benchmark = run_benchmark(size=benchmark_size)
+    # Without a detected GPU, importing torch or CuPy only to find no device would
+    # cost the agent some 200 MB of memory for as long as it runs.
+    benchmark = run_benchmark(size=benchmark_size, prefer_gpu=bool(hardware.gpus))
     registration = build_registration(
         hardware,
         benchmark,
