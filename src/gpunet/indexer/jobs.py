@@ -668,11 +668,13 @@ def match_pass(
 ) -> list[tuple[str, str]]:
     """Place waiting jobs on idle nodes; return the (node id, job id) pairs placed.
 
-    Idle nodes are read first: when every node is busy (a full queue), a pass costs
-    one query. The oldest waiting jobs are considered, ``MATCH_WINDOW_PER_NODE`` per
+    With no job waiting (the usual case) a pass is one indexed query; with every node
+    busy (a full queue), two. The oldest waiting jobs are considered, ``MATCH_WINDOW_PER_NODE`` per
     idle node and at least ``MATCH_WINDOW_MIN``, so a pass stays cheap however long
     the queue, and the matcher's own order (age and size first) applies within it.
     """
+    if not waiting_jobs(session, limit=1):
+        return []
     nodes = {node.node_id: node for node in idle_nodes(session, cutoff)}
     if not nodes:
         return []
