@@ -1,9 +1,10 @@
 """``gpunet node start``: detect, benchmark, register, heartbeat and run jobs until Ctrl-C.
 
 Two loops run side by side over one SDK client: the heartbeat loop (``NodeAgent``) in the
-main thread, which owns the signals, and the job loop (``JobWorker``) in a thread. On
+main thread, which owns the signals, and the job loop (``JobWorker``) in a thread. The
+check endpoint, where checkers probe the node, is served in a third (``node.setup``). On
 Ctrl-C or SIGTERM the job loop stops first, so a running job is cancelled and reported
-before the node leaves the network.
+before the node leaves the network; the check endpoint stops last.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from gpunet.cli import node_checks
 from gpunet.cli.console import INDEXER_OPTION, gpunet_home, note, setup_logging
 from gpunet.cli.keys import KeysDir, load_or_create_key
 from gpunet.sdk import DEFAULT_INDEXER_URL
@@ -22,10 +24,12 @@ if TYPE_CHECKING:
     from gpunet.api.models import NodeRegistration
     from gpunet.node.agent import NodeAgent
     from gpunet.node.benchmark import BenchmarkResult
+    from gpunet.node.misbehave import Misbehaviour
     from gpunet.node.runtime import Runtime
     from gpunet.node.worker import JobWorker
 
 app = typer.Typer(help="Run a provider node on this machine.", no_args_is_help=True)
+app.command("checks")(node_checks.checks)
 
 NO_RUNTIME = "none"
 NOBODY_UID = 65534
@@ -36,135 +40,173 @@ def default_node_dir() -> Path:
     return gpunet_home() / "node"
 
 
+# The options of ``gpunet node start``, one alias each, so its signature stays readable.
+Key = Annotated[str, typer.Option(help="Operator key name; created (and printed) if missing.")]
+Price = Annotated[
+    str, typer.Option(help="Asking price in USD per GPU-hour (per node-hour for CPU nodes).")
+]
+Region = Annotated[str, typer.Option(help="Region, lowercase words and dashes.")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Node data directory (holds node.json with the node id). "
+        "Default: $GPUNET_HOME/node, else ~/.gpunet/node.",
+        show_default=False,
+    ),
+]
+Interval = Annotated[
+    float,
+    typer.Option(min=0.1, help="Seconds between heartbeats (shorter if the indexer asks for it)."),
+]
+BenchmarkSize = Annotated[
+    int, typer.Option(help="Benchmark matrix size N (N x N product, 16-32768).")
+]
+RuntimeNames = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--runtime",
+        metavar="NAME",
+        help="Job runtime to offer: bwrap (bubblewrap sandbox) or docker; repeat for "
+        "both. Default: every runtime usable on this machine. --runtime none: take no "
+        "jobs, only heartbeat.",
+        show_default=False,
+    ),
+]
+AllowNetwork = Annotated[
+    bool,
+    typer.Option(
+        help="Let jobs that ask for it use the network, and let sessions expose a port. "
+        "Off: such jobs are refused and run elsewhere.",
+    ),
+]
+JobUid = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="When the node runs as root, jobs run as this user and group id (65534 is nobody).",
+    ),
+]
+WorkDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Where each job gets its own work dir, removed after the job. "
+        "Default: <data dir>/work.",
+        show_default=False,
+    ),
+]
+SessionHost = Annotated[
+    str,
+    typer.Option(
+        help="Address that sessions' ports are forwarded on; buyers connect to it. "
+        "Set this machine's public address to serve sessions beyond this host.",
+    ),
+]
+KeepFailedWork = Annotated[
+    bool, typer.Option(help="Keep the work dir of a job that did not succeed, for debugging.")
+]
+CheckpointEvery = Annotated[
+    float,
+    typer.Option(
+        min=0.5,
+        help="Seconds between checks of a job's checkpoint folder; a changed folder is "
+        "uploaded, so a job moved to another node resumes from there.",
+    ),
+]
+CheckHost = Annotated[
+    str,
+    typer.Option(
+        help="Address the check endpoint listens on and advertises; checkers connect to it. "
+        "Set this machine's public address to be checked beyond this host.",
+    ),
+]
+CheckPort = Annotated[
+    int, typer.Option(min=0, max=65535, help="Port of the check endpoint; 0 picks a free one.")
+]
+Misbehave = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--misbehave",
+        metavar="MODE",
+        help="For demos and tests of the checkers only: make this node lie. Repeatable: "
+        "claim-faster, random-outputs, replay, impersonate, offline-idle, skip-jobs=F.",
+        show_default=False,
+    ),
+]
+
+
 @app.command("start")
 def start(
     indexer: Annotated[str, INDEXER_OPTION] = DEFAULT_INDEXER_URL,
-    key: Annotated[
-        str, typer.Option(help="Operator key name; created (and printed) if missing.")
-    ] = "operator",
+    key: Key = "operator",
     keys_dir: KeysDir = None,
-    price: Annotated[
-        str, typer.Option(help="Asking price in USD per GPU-hour (per node-hour for CPU nodes).")
-    ] = "1.99",
-    region: Annotated[str, typer.Option(help="Region, lowercase words and dashes.")] = "eu-west",
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Node data directory (holds node.json with the node id). "
-            "Default: $GPUNET_HOME/node, else ~/.gpunet/node.",
-            show_default=False,
-        ),
-    ] = None,
-    interval: Annotated[
-        float,
-        typer.Option(
-            min=0.1, help="Seconds between heartbeats (shorter if the indexer asks for it)."
-        ),
-    ] = 60.0,
-    benchmark_size: Annotated[
-        int, typer.Option(help="Benchmark matrix size N (N x N product, 16-32768).")
-    ] = 1024,
-    runtime: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--runtime",
-            metavar="NAME",
-            help="Job runtime to offer: bwrap (bubblewrap sandbox) or docker; repeat for "
-            "both. Default: every runtime usable on this machine. --runtime none: take no "
-            "jobs, only heartbeat.",
-            show_default=False,
-        ),
-    ] = None,
-    allow_network: Annotated[
-        bool,
-        typer.Option(
-            help="Let jobs that ask for it use the network, and let sessions expose a port. "
-            "Off: such jobs are refused and run elsewhere.",
-        ),
-    ] = False,
-    job_uid: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="When the node runs as root, jobs run as this user and group id "
-            "(65534 is nobody).",
-        ),
-    ] = NOBODY_UID,
-    work_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Where each job gets its own work dir, removed after the job. "
-            "Default: <data dir>/work.",
-            show_default=False,
-        ),
-    ] = None,
-    session_host: Annotated[
-        str,
-        typer.Option(
-            help="Address that sessions' ports are forwarded on; buyers connect to it. "
-            "Set this machine's public address to serve sessions beyond this host.",
-        ),
-    ] = "127.0.0.1",
-    keep_failed_work: Annotated[
-        bool,
-        typer.Option(help="Keep the work dir of a job that did not succeed, for debugging."),
-    ] = False,
-    checkpoint_every: Annotated[
-        float,
-        typer.Option(
-            min=0.5,
-            help="Seconds between checks of a job's checkpoint folder; a changed folder is "
-            "uploaded, so a job moved to another node resumes from there.",
-        ),
-    ] = 10.0,
+    price: Price = "1.99",
+    region: Region = "eu-west",
+    data_dir: DataDir = None,
+    interval: Interval = 60.0,
+    benchmark_size: BenchmarkSize = 1024,
+    runtime: RuntimeNames = None,
+    allow_network: AllowNetwork = False,
+    job_uid: JobUid = NOBODY_UID,
+    work_dir: WorkDir = None,
+    session_host: SessionHost = "127.0.0.1",
+    keep_failed_work: KeepFailedWork = False,
+    checkpoint_every: CheckpointEvery = 10.0,
+    check_host: CheckHost = "127.0.0.1",
+    check_port: CheckPort = 0,
+    misbehave: Misbehave = None,
 ) -> None:
     """Register this machine with an indexer, heartbeat, and run the jobs it is given.
 
     Jobs run one at a time in a sandbox (bubblewrap, or Docker for jobs that ask for
     it), with the CPU, memory and time their spec asks for, and no network unless
-    --allow-network. Logs one line per state change (registered, indexer lost, back
+    --allow-network. Checkers probe the node at its check endpoint (--check-host,
+    --check-port). Logs one line per state change (registered, indexer lost, back
     online, left) and one when a job is taken and when it finishes. Runs until Ctrl-C
     or SIGTERM; a running job is then cancelled and reported, so the indexer can give it
     to another node.
     """
     from gpunet.node.agent import NodeAgent
     from gpunet.node.identity import load_or_create_node_id
-    from gpunet.node.worker import JobWorker
+    from gpunet.node.misbehave import parse_misbehaviour
+    from gpunet.node.setup import CheckServer, JobOptions, job_worker, serve_checks
     from gpunet.protocol.units import parse_usd
     from gpunet.sdk import Client
 
     setup_logging()
     price_micros = parse_usd(price, "price")
+    lies = parse_misbehaviour(misbehave or ())
     runtimes = choose_runtimes(runtime, job_uid)
     account, key_info, created = load_or_create_key(key, keys_dir)
     if created:
         note(f"created key {key_info.name}: address {key_info.address}, file {key_info.path}")
     node_dir = data_dir or default_node_dir()
     node_id = load_or_create_node_id(node_dir)
-    registration = describe_machine(
-        node_dir,
-        benchmark_size,
-        price_micros,
-        region,
-        runtimes=sorted(runtimes),
-        allows_network=allow_network,
+    jobs = JobOptions(
+        work_dir or node_dir / "work",
+        allow_network,
+        session_host,
+        keep_failed_work,
+        checkpoint_every,
     )
-    note(f"node {node_id}, operator {account.address}, indexer {indexer}")
-    note(_jobs_summary(runtimes, allow_network, session_host))
-    with Client(indexer, account) as client:
-        agent = NodeAgent(client, node_id, registration, interval_s=interval)
-        worker = JobWorker(
-            client,
-            node_id,
-            runtimes,
-            work_dir or node_dir / "work",
-            allow_network=allow_network,
-            session_host=session_host,
-            gpu_devices=tuple(f"/dev/nvidia{i}" for i in range(registration.hardware.gpu_count)),
-            keep_failed=keep_failed_work,
-            checkpoint_every_s=checkpoint_every,
+    with CheckServer(check_host, check_port) as checks:
+        registration, gpus = describe_machine(
+            node_dir,
+            benchmark_size,
+            price_micros,
+            region,
+            runtimes=sorted(runtimes),
+            allows_network=allow_network,
+            check_url=checks.url,
+            misbehaviour=lies,
         )
-        _run_node(agent, worker, take_jobs=bool(runtimes))
+        note(f"node {node_id}, operator {account.address}, indexer {indexer}")
+        note(_jobs_summary(runtimes, allow_network, session_host))
+        note(_checks_summary(checks.url, lies))
+        with Client(indexer, account) as client:
+            agent = NodeAgent(client, node_id, registration, interval_s=interval)
+            worker = job_worker(client, node_id, runtimes, gpus, jobs, lies)
+            serve_checks(checks, node_id, account, registration, worker, lies)
+            _run_node(agent, worker, take_jobs=bool(runtimes))
 
 
 def choose_runtimes(names: list[str] | None, job_uid: int) -> dict[str, Runtime]:
@@ -225,10 +267,17 @@ def describe_machine(
     *,
     runtimes: list[str] | None = None,
     allows_network: bool = False,
-) -> NodeRegistration:
-    """Detect hardware, run the benchmark, and build the checked registration."""
+    check_url: str | None = None,
+    misbehaviour: Misbehaviour | None = None,
+) -> tuple[NodeRegistration, int]:
+    """Detect hardware, run the benchmark, and build the checked registration.
+
+    Returns the registration and the number of GPUs the machine really has (a
+    ``claim-faster`` registration claims more).
+    """
     from gpunet.node.benchmark import run_benchmark
     from gpunet.node.hardware import detect_hardware
+    from gpunet.node.misbehave import HONEST
     from gpunet.node.registration import build_registration
 
     hardware = detect_hardware(node_dir)
@@ -242,9 +291,11 @@ def describe_machine(
         region,
         runtimes=runtimes or (),
         allows_network=allows_network,
+        check_url=check_url,
+        misbehaviour=misbehaviour or HONEST,
     )
     note(_summary(registration, benchmark))
-    return registration
+    return registration, len(hardware.gpus)
 
 
 def _summary(registration: NodeRegistration, benchmark: BenchmarkResult) -> str:
@@ -268,3 +319,10 @@ def _jobs_summary(runtimes: dict[str, Runtime], allow_network: bool, session_hos
         f"jobs: runtimes {', '.join(sorted(runtimes))}; network {network}; "
         f"sessions forwarded on {session_host}"
     )
+
+
+def _checks_summary(url: str, lies: Misbehaviour) -> str:
+    line = f"checks: endpoint {url}"
+    if lies.honest:
+        return line
+    return f"{line}; MISBEHAVING on purpose ({lies.describe()}), for demos and tests only"

@@ -29,7 +29,7 @@ from typing import TypeVar
 
 from gpunet.api.jobs import Assignment, FileRef, FinishIn
 from gpunet.errors import ApiError, GpunetError
-from gpunet.node import checkpoint, workdir
+from gpunet.node import checkpoint, misbehave, workdir
 from gpunet.node.agent import Backoff
 from gpunet.node.forward import Forwarder, serve_forwarder
 from gpunet.node.joblog import LogBuffer
@@ -81,6 +81,7 @@ class AttemptSettings:
     gpu_devices: tuple[str, ...] = ()
     keep_failed: bool = False
     backoff: Backoff = field(default_factory=Backoff)
+    misbehaviour: misbehave.Misbehaviour = misbehave.HONEST  # demos and checker tests only
 
 
 class Attempt:
@@ -138,7 +139,10 @@ class Attempt:
         )  # fmt: skip
         if not self._start():
             return None
-        result = self._supervise(spec, runtime, request)
+        if self._settings.misbehaviour.skips_job(self._rng):
+            result = misbehave.skipped_run(self._dir, spec.outputs, self._rng)
+        else:
+            result = self._supervise(spec, runtime, request)
         outputs, notes = self._upload_outputs(spec, result)
         return self._finish(self._resultreceipt(result, outputs, notes))
 
@@ -353,6 +357,7 @@ class Attempt:
         for path in workdir.find_outputs(self._dir, spec.outputs):
             try:
                 data = workdir.read_beneath(self._dir, path)
+                data = self._settings.misbehaviour.tamper_output(data, self._rng)
                 ref = workdir.file_ref(path, data)
                 self._call(f"upload {path}", partial(self._client.put_output, self.job_id, data))
             except (OSError, GpunetError, ValueError) as exc:

@@ -1,7 +1,7 @@
 """Turn what this machine has (hardware, benchmark, job runtimes) and asks (price, region,
 network policy) into a ``NodeRegistration``, checked by the same protocol rules the
 indexer applies. The runtimes and the network policy let the indexer send a node only
-the jobs it can run.
+the jobs it can run; the check URL tells checkers where to probe it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,15 @@ from gpunet.api.models import HardwareClaimModel, NodeRegistration, OfferModel
 from gpunet.errors import UnknownGpuModel, ValidationError
 from gpunet.node.benchmark import BenchmarkResult
 from gpunet.node.hardware import GpuInfo, Hardware
+from gpunet.node.misbehave import CLAIM_FACTOR, HONEST, Misbehaviour
 from gpunet.protocol.catalogue import CATALOGUE, CPU_MODEL, identify_gpu
 from gpunet.protocol.jobspec import RUNTIMES as JOB_RUNTIMES
-from gpunet.protocol.offers import validate_claim, validate_offer
+from gpunet.protocol.offers import (
+    MAX_BENCHMARK_GFLOPS,
+    MAX_GPUS_PER_NODE,
+    validate_claim,
+    validate_offer,
+)
 
 RuntimeName = Literal["bwrap", "docker"]
 
@@ -30,11 +36,15 @@ def build_registration(
     *,
     runtimes: Sequence[str] = (),
     allows_network: bool = False,
+    check_url: str | None = None,
+    misbehaviour: Misbehaviour = HONEST,
 ) -> NodeRegistration:
     """The registration for this machine; raises ValidationError before any request.
 
     ``runtimes`` are the job runtimes this node offers (none: it takes no jobs);
-    ``allows_network`` says whether jobs that ask for the network may have it.
+    ``allows_network`` says whether jobs that ask for the network may have it;
+    ``check_url`` is the node's check endpoint. ``misbehaviour.claim_faster`` (demos
+    and checker tests only) inflates the claim, see ``inflated_claim``.
     """
     model, count, vram_mib = gpu_claim(hardware.gpus)
     claim = HardwareClaimModel(
@@ -47,6 +57,8 @@ def build_registration(
         benchmark_gflops=round(float(benchmark.gflops), 1),
         detection=hardware.source,
     )
+    if misbehaviour.claim_faster:
+        claim = inflated_claim(claim)
     offer = OfferModel(price_micros=price_micros, region=region)
     validate_claim(claim.to_protocol())
     validate_offer(offer.to_protocol())
@@ -56,7 +68,19 @@ def build_registration(
         agent_version=agent_version,
         runtimes=_runtime_names(runtimes),
         allows_network=allows_network,
+        check_url=check_url,
     )
+
+
+def inflated_claim(claim: HardwareClaimModel) -> HardwareClaimModel:
+    """``claim`` with ``CLAIM_FACTOR`` x the GPUs (up to the per-node limit) and benchmark.
+
+    The ``claim-faster`` lie: the capacity a checker expects grows by that factor
+    (GPU nodes by their count, CPU nodes by their benchmark), the real speed does not.
+    """
+    gpus = min(claim.gpu_count * CLAIM_FACTOR, MAX_GPUS_PER_NODE)
+    gflops = min(claim.benchmark_gflops * CLAIM_FACTOR, MAX_BENCHMARK_GFLOPS)
+    return claim.model_copy(update={"gpu_count": gpus, "benchmark_gflops": round(gflops, 1)})
 
 
 def gpu_claim(gpus: Sequence[GpuInfo]) -> tuple[str, int, int]:

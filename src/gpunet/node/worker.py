@@ -32,6 +32,7 @@ from gpunet.api.jobs import Assignment, FinishIn, WorkPoll
 from gpunet.errors import ApiError, GpunetError
 from gpunet.node.agent import Backoff
 from gpunet.node.attempt import Attempt, AttemptSettings, Cancellation
+from gpunet.node.misbehave import HONEST, Misbehaviour
 from gpunet.node.reporting import WorkApi, is_transient
 from gpunet.node.runtime import Runtime
 from gpunet.sdk.errors import IndexerUnreachable, InvalidResponse
@@ -65,6 +66,7 @@ class JobWorker:
         session_host: str = "127.0.0.1",
         gpu_devices: tuple[str, ...] = (),
         keep_failed: bool = False,
+        misbehaviour: Misbehaviour = HONEST,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
@@ -82,6 +84,7 @@ class JobWorker:
             gpu_devices=gpu_devices,
             keep_failed=keep_failed,
             backoff=backoff or Backoff(),
+            misbehaviour=misbehaviour,
         )
         self._client = client
         self._runtimes = dict(runtimes)
