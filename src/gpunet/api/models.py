@@ -68,6 +68,12 @@ class NodeRegistration(_Strict):
     allows_network: bool = Field(
         default=False, description="the operator lets jobs that ask for it use the network"
     )
+    check_url: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^https?://[^\s/]+$",
+        description="base URL of the node's check endpoint, where checkers probe it",
+    )
 
 
 class HeartbeatIn(_Strict):
@@ -104,6 +110,10 @@ class NodePublic(BaseModel):
     registered_at: datetime
     last_heartbeat_at: datetime
     heartbeats: int
+    reputation: float = Field(
+        default=0.5, description="0..1, from the node's checks (protocol.reputation)"
+    )
+    check_url: str | None = Field(default=None, description="where checkers probe the node")
 
 
 class NodeList(BaseModel):
@@ -127,7 +137,7 @@ class OfferPublic(BaseModel):
     disk_gib: int
     state: NodeState
     benchmark_gflops: float = 0.0
-    reputation: float = Field(default=0.5, description="0..1 from the node's lease record")
+    reputation: float = Field(default=0.5, description="0..1, from the node's checks")
     failure_rate: float = Field(default=0.0, description="share of the node's leases failed")
     value_per_dollar: float = Field(
         default=0.0,

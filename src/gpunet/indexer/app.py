@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gpunet import __version__
+from gpunet.indexer.check_loop import run_check_loop
 from gpunet.indexer.context import Clock, IndexerContext, app_context
 from gpunet.indexer.database import Database, ensure_sqlite_directory, make_engine
 from gpunet.indexer.error_handlers import install_error_handlers
@@ -25,13 +26,14 @@ from gpunet.indexer.matcher import run_matcher
 from gpunet.indexer.metrics import IndexerMetrics
 from gpunet.indexer.middleware import BodyLimitMiddleware, MetricsMiddleware
 from gpunet.indexer.migrate import upgrade_database
-from gpunet.indexer.routes import accounts, health, jobs, nodes, offers, work
+from gpunet.indexer.routes import accounts, checks, health, jobs, nodes, offers, work
 from gpunet.indexer.settings import IndexerSettings, load_settings
 from gpunet.indexer.sweeper import run_sweeper
 
 DESCRIPTION = """\
 The gpunet indexer keeps the registry of nodes and their offers, tracks liveness,
-matches jobs and sessions to nodes, tracks their leases and keeps the ledger.
+matches jobs and sessions to nodes, tracks their leases and keeps the ledger; each
+epoch it draws panels of checkers that verify nodes and vote on the results.
 
 Every state-changing request is signed with an Ethereum key: the headers
 `X-Gpunet-Address`, `X-Gpunet-Timestamp`, `X-Gpunet-Nonce` and `X-Gpunet-Signature`
@@ -45,6 +47,7 @@ TAGS = [
     {"name": "jobs", "description": "Buyers: upload inputs, quote, submit, follow, cancel."},
     {"name": "work", "description": "Nodes: wait for work, start, log, bill, finish."},
     {"name": "accounts", "description": "Deposits, withdrawals, balances and earnings."},
+    {"name": "checks", "description": "Checkers: tasks, signed results, votes, reputation."},
     {"name": "operations", "description": "Health and Prometheus metrics of the indexer."},
 ]
 
@@ -57,6 +60,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(run_sweeper(context), name="gpunet-liveness-sweeper"),
         asyncio.create_task(run_matcher(context), name="gpunet-matcher"),
+        asyncio.create_task(run_check_loop(context), name="gpunet-check-loop"),
     ]
     _freeze_startup_objects()
     try:
@@ -107,6 +111,7 @@ def create_app(settings: IndexerSettings | None = None, clock: Clock = time.time
         jobs.router,
         work.router,
         accounts.router,
+        checks.router,
     )
     for router in routers:
         app.include_router(router)

@@ -21,6 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# A new node's score in each part of its reputation, until checks move it.
+REPUTATION_PRIOR = 0.5
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -69,6 +72,11 @@ class NodeRecord(Base):
     leases_total: Mapped[int] = mapped_column(Integer, default=0)
     leases_failed: Mapped[int] = mapped_column(Integer, default=0)
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    check_url: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The three moving averages of protocol.reputation (a new node starts at the prior).
+    rep_capacity: Mapped[float] = mapped_column(Float, default=REPUTATION_PRIOR)
+    rep_liveness: Mapped[float] = mapped_column(Float, default=REPUTATION_PRIOR)
+    rep_delivery: Mapped[float] = mapped_column(Float, default=REPUTATION_PRIOR)
 
     # Offer search walks the price or TFLOPS order and most often filters by GPU model.
     # Liveness columns get no index on purpose: nearly every node is online, so such an
@@ -238,3 +246,112 @@ class BuyerSettingsRecord(Base):
     topup_threshold_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     topup_limit_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     topup_used_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CheckerRecord(Base):
+    """A checker: its key, the operator it must never check, and its record."""
+
+    __tablename__ = "checkers"
+
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    operator: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    agent_version: Mapped[str] = mapped_column(String(32))
+    registered_at: Mapped[float] = mapped_column(Float)
+    last_seen_at: Mapped[float] = mapped_column(Float)
+    results_total: Mapped[int] = mapped_column(Integer, default=0)
+    against_majority: Mapped[int] = mapped_column(Integer, default=0)
+    banned_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class EpochRecord(Base):
+    """A check epoch: when it opened and the entropy its panels were drawn from.
+
+    The entropy is fresh per epoch and kept, so anyone can recompute the panels
+    afterwards (``protocol.assignment``), while no one could predict them before.
+    """
+
+    __tablename__ = "epochs"
+
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    opened_at: Mapped[float] = mapped_column(Float)
+    entropy: Mapped[str] = mapped_column(String(64))
+    nodes: Mapped[int] = mapped_column(Integer)
+    checkers: Mapped[int] = mapped_column(Integer)
+
+
+class CheckRecord(Base):
+    """One check of one node, run by a panel of checkers; closed with the majority."""
+
+    __tablename__ = "checks"
+
+    check_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    epoch: Mapped[int] = mapped_column(Integer)
+    node_id: Mapped[str] = mapped_column(String(64))
+    operator: Mapped[str] = mapped_column(String(42))
+    panel: Mapped[str] = mapped_column(Text)  # checker addresses, comma-separated
+    created_at: Mapped[float] = mapped_column(Float)
+    due_at: Mapped[float] = mapped_column(Float)
+    closed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    finding: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    task_json: Mapped[str] = mapped_column(Text)  # the task as checkers receive it
+
+    __table_args__ = (
+        Index(None, "node_id", "created_at"),
+        Index(None, "closed_at", "due_at"),
+        Index(None, "epoch"),
+    )
+
+
+class CheckVoteRecord(Base):
+    """One panel seat of a check: empty until its checker reports a signed result."""
+
+    __tablename__ = "check_votes"
+
+    check_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    checker: Mapped[str] = mapped_column(String(42), primary_key=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    evidence_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    signature: Mapped[str | None] = mapped_column(String(132), nullable=True)
+    reported_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    with_majority: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+    __table_args__ = (Index(None, "checker", "reported_at"),)
+
+
+class PenaltyRecord(Base):
+    """A penalty a closed check calls for; the chain turns these into slashes."""
+
+    __tablename__ = "penalties"
+
+    penalty_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    operator: Mapped[str] = mapped_column(String(42))
+    kind: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[str] = mapped_column(String(80))  # token base units; too big for BIGINT
+    check_id: Mapped[str] = mapped_column(String(32), unique=True)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "node_id", "created_at"),)
+
+
+class CanaryRecord(Base):
+    """A canary job: an ordinary-looking job whose right outputs the network knows."""
+
+    __tablename__ = "canaries"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[str] = mapped_column(String(64))
+    expected_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    check_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+    __table_args__ = (Index(None, "node_id", "created_at"), Index(None, "check_id"))

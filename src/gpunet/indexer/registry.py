@@ -64,6 +64,7 @@ def _apply_registration(
     record.agent_version = registration.agent_version
     record.runtimes = ",".join(sorted(set(registration.runtimes)))
     record.allows_network = registration.allows_network
+    record.check_url = registration.check_url
 
 
 def _require_operator(node_id: str, owner: str, operator: str) -> None:

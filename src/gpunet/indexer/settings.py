@@ -48,6 +48,27 @@ class IndexerSettings(BaseSettings):
     match_weight_price: float = Field(default=0.5, ge=0, le=100)
     match_weight_reputation: float = Field(default=0.3, ge=0, le=100)
     match_weight_latency: float = Field(default=0.2, ge=0, le=100)
+    epoch_s: float = Field(
+        default=86_400.0, ge=1, le=30 * 86_400, description="check and settlement period"
+    )
+    checker_n: int = Field(
+        default=1, ge=0, le=10, description="each check goes to a panel of 2N+1 checkers"
+    )
+    check_window_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        description="how long a panel has to report; default half the epoch, at most 15 min",
+    )
+    capacity_every_epochs: int = Field(
+        default=1, ge=0, le=1000, description="capacity challenge every K epochs; 0: never"
+    )
+    check_tick_s: float = Field(
+        default=2.0, gt=0, le=3_600, description="how often the check loop runs"
+    )
+    canaries_per_epoch: int = Field(
+        default=2, ge=0, le=1000, description="canary jobs sent to each node per epoch"
+    )
 
     @model_validator(mode="after")
     def _timeout_exceeds_interval(self) -> Self:
@@ -58,6 +79,12 @@ class IndexerSettings(BaseSettings):
                 "would go offline between two heartbeats"
             )
         return self
+
+    def check_window(self) -> float:
+        """Seconds a check's panel has to report before the check closes without them."""
+        if self.check_window_s is not None:
+            return min(self.check_window_s, self.epoch_s)
+        return min(self.epoch_s / 2, 900.0)
 
     def resolved_database_url(self) -> str:
         """The database URL in use: the configured one, or SQLite in ``data_dir``."""

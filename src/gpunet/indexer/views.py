@@ -13,6 +13,7 @@ from gpunet.api.models import HardwareClaimModel, NodePublic, OfferModel, OfferP
 from gpunet.indexer.orm import NodeRecord
 from gpunet.protocol.matching import Candidate, reliability_adjusted_value
 from gpunet.protocol.nodes import NodeState, state_after_sweep
+from gpunet.protocol.reputation import Reputation
 
 
 def to_datetime(unix_seconds: float) -> datetime:
@@ -52,6 +53,10 @@ def node_public(record: NodeRecord, now: float, timeout_s: float) -> NodePublic:
         registered_at=to_datetime(record.registered_at),
         last_heartbeat_at=to_datetime(record.last_heartbeat_at),
         heartbeats=record.heartbeats,
+        reputation=round(
+            Reputation(record.rep_capacity, record.rep_liveness, record.rep_delivery).score, 4
+        ),
+        check_url=record.check_url,
     )
 
 
@@ -79,11 +84,10 @@ def offer_public(record: NodeRecord) -> OfferPublic:
 
 
 def node_candidate(node: NodeRecord) -> Candidate:
-    """A node as the matcher sees it, with its reputation from its lease record."""
+    """A node as the matcher sees it, with the reputation its checks gave it."""
     total = node.leases_total
     failure_rate = node.leases_failed / total if total else 0.0
-    # A Beta(1, 1) prior: a new node starts at 0.5 and moves with its record.
-    reputation = (total - node.leases_failed + 1) / (total + 2)
+    reputation = Reputation(node.rep_capacity, node.rep_liveness, node.rep_delivery).score
     return Candidate(
         node_id=node.node_id,
         gpu_model=node.gpu_model,

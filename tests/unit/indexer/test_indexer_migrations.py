@@ -28,12 +28,18 @@ def test_migrated_schema_matches_the_orm(tmp_path: Path) -> None:
             "alembic_version",
             "blobs",
             "buyer_settings",
+            "canaries",
+            "check_votes",
+            "checkers",
+            "checks",
+            "epochs",
             "job_events",
             "job_files",
             "job_logs",
             "jobs",
             "ledger_entries",
             "nodes",
+            "penalties",
             "request_nonces",
         }
     engine.dispose()
