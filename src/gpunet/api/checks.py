@@ -78,7 +78,9 @@ class DeliveryTask(BaseModel):
     job_id: str
     canary_seed: str | None = Field(description="hex seed of a canary job, None for a replica")
     expected_outputs: dict[str, str] = Field(description="path -> sha256 the outputs must have")
-    outputs: list[FileRef] = Field(description="what the node reported; bytes at /v1/blobs/{sha}")
+    outputs: list[FileRef] = Field(
+        description="what the node reported; bytes at /v1/checks/{id}/outputs/{sha256}"
+    )
 
 
 class CheckTask(BaseModel):

@@ -31,7 +31,7 @@ def nodes(
     limit: Limit = 100,
     as_json: AsJson = False,
 ) -> None:
-    """List the nodes registered with an indexer."""
+    """List the nodes registered with an indexer; "rep" is each one's reputation (0 to 1)."""
     with Client(indexer) as client:
         listing = client.list_nodes(state=state, operator=operator, limit=limit)
     if as_json:
@@ -60,7 +60,7 @@ def offers(
 
     The "GFLOPS/$" column is the node's benchmark per USD-hour, discounted by its
     share of failed leases: `--order -value` ranks the most useful compute per dollar
-    first.
+    first. "rep" is the node's reputation score (0 to 1) from its checks.
     """
     with Client(indexer) as client:
         listing = client.list_offers(where=where, order=order, limit=limit)
@@ -105,6 +105,7 @@ def nodes_table(rows: list[NodePublic], title: str) -> Table:
     table.add_column("state")
     table.add_column("beats", justify="right")
     table.add_column("last beat", justify="right")
+    table.add_column("rep", justify="right")
     for node in rows:
         hw = node.hardware
         table.add_row(
@@ -117,6 +118,7 @@ def nodes_table(rows: list[NodePublic], title: str) -> Table:
             styled_state(node.state),
             str(node.heartbeats),
             ago(node.last_heartbeat_at),
+            f"{node.reputation:.2f}",
         )
     return table
 
@@ -128,6 +130,7 @@ def offers_table(rows: list[OfferPublic], title: str) -> Table:
     for column in ("VRAM GiB", "USD/h", "TFLOPS", "CPU", "RAM GiB", "disk GiB", "GFLOPS/$"):
         table.add_column(column, justify="right")
     table.add_column("fail", justify="right")
+    table.add_column("rep", justify="right")
     table.add_column("region", no_wrap=True)
     table.add_column("state")
     for offer in rows:
@@ -142,6 +145,7 @@ def offers_table(rows: list[OfferPublic], title: str) -> Table:
             str(offer.disk_gib),
             f"{offer.value_per_dollar:,.0f}",
             f"{offer.failure_rate:.0%}",
+            f"{offer.reputation:.2f}",
             offer.region,
             styled_state(offer.state),
         )

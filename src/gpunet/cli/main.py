@@ -13,7 +13,19 @@ from typer._click.core import Context
 from typer.core import TyperGroup
 
 from gpunet import __version__
-from gpunet.cli import accounts, demo, indexer, jobs, keys, listing, network, node, sessions, sim
+from gpunet.cli import (
+    accounts,
+    checker,
+    demo,
+    indexer,
+    jobs,
+    keys,
+    listing,
+    network,
+    node,
+    sessions,
+    sim,
+)
 from gpunet.cli.console import ERROR_EXIT_CODE, print_error
 from gpunet.errors import GpunetError
 
@@ -39,6 +51,7 @@ app = typer.Typer(
 )
 app.add_typer(keys.app, name="keys")
 app.add_typer(node.app, name="node")
+app.add_typer(checker.app, name="checker")
 app.add_typer(indexer.app, name="indexer")
 app.add_typer(sim.app, name="sim")
 app.command("nodes")(listing.nodes)

@@ -8,6 +8,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from gpunet.api.checks import (
+    CheckerList,
+    CheckerPublic,
+    CheckerRegistration,
+    CheckPublic,
+    CheckResultAck,
+    CheckResultIn,
+    NodeChecks,
+    TaskBatch,
+)
 from gpunet.api.jobs import (
     AccountView,
     EventPage,
@@ -31,6 +41,7 @@ from gpunet.api.models import (
     NodeRegistration,
     OfferList,
 )
+from gpunet.sdk._checks import CheckCalls
 from gpunet.sdk._core import DEFAULT_INDEXER_URL, DEFAULT_TIMEOUT_S, ApiCore, Call
 
 if TYPE_CHECKING:
@@ -54,6 +65,7 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.core = ApiCore(base_url, account, timeout_s=timeout)
+        self.checks = CheckCalls(self.core)
         self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
 
     @property
@@ -181,6 +193,38 @@ class AsyncClient:
 
     async def finish_job(self, job_id: str, receipt: FinishIn) -> UsageAck:
         return await self._send(self.core.finish_job(job_id, receipt))
+
+    # -- checkers --
+
+    async def register_checker(
+        self, registration: CheckerRegistration | None = None
+    ) -> CheckerPublic:
+        """Register (or refresh) this client's account as a checker."""
+        return await self._send(self.checks.register_checker(registration or CheckerRegistration()))
+
+    async def checker_tasks(self, wait_s: float = 20) -> TaskBatch:
+        """This checker's open tasks; waits up to ``wait_s`` seconds for some."""
+        return await self._send(self.checks.checker_tasks(wait_s))
+
+    async def report_check(self, check_id: str, result: CheckResultIn) -> CheckResultAck:
+        return await self._send(self.checks.report_check(check_id, result))
+
+    async def check_output(self, check_id: str, sha256: str) -> bytes:
+        """An output of the job a delivery check is about (for checkers on its panel)."""
+        return await self._send(self.checks.check_output(check_id, sha256))
+
+    async def list_checkers(self) -> CheckerList:
+        return await self._send(self.checks.list_checkers())
+
+    async def get_checker(self, address: str) -> CheckerPublic:
+        return await self._send(self.checks.get_checker(address))
+
+    async def node_checks(self, node_id: str, limit: int = 50) -> NodeChecks:
+        """A node's latest checks with their votes, its reputation and its penalties."""
+        return await self._send(self.checks.node_checks(node_id, limit))
+
+    async def get_check(self, check_id: str) -> CheckPublic:
+        return await self._send(self.checks.get_check(check_id))
 
     async def aclose(self) -> None:
         await self._http.aclose()
