@@ -97,6 +97,13 @@ class CheckTask(BaseModel):
     claimed_ops_per_s: float
     rtt_ms: float | None
     due_at: float = Field(description="unix seconds; results after it are refused")
+    deadline_factor: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=20.0,
+        description="capacity deadlines are multiplied by this (the network's "
+        "capacity_deadline_factor: above 1 only where nodes share one machine)",
+    )
     delivery: DeliveryTask | None = None
 
 

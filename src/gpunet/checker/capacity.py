@@ -35,7 +35,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 import httpx
@@ -51,7 +51,7 @@ from gpunet.checker.outcome import (
     recover_signer,
     same_address,
 )
-from gpunet.protocol import challenge
+from gpunet.protocol import challenge, challenge_inputs
 from gpunet.protocol.challenge import ChallengeSpec, DeadlinePolicy, Opening
 
 CAPACITY_PATH = "/v1/check/capacity"
@@ -177,9 +177,14 @@ def new_spec(task: CheckTask, context: CapacityContext, rtt_s: float) -> Challen
     """A fresh challenge: its id names the check and is unique to this checker's try."""
     challenge_id = f"{task.check_id}-{context.entropy(6).hex()}"
     policy = context.policy or challenge.policy_for(task.gpu_model)
-    return challenge.new_challenge(
+    spec = challenge.new_challenge(
         challenge_id, task.node_id, task.claimed_ops_per_s, context.entropy(32), rtt_s, policy
     )
+    if task.deadline_factor == 1.0:
+        return spec
+    # The network's own allowance for shared machines (a local network on one box).
+    deadline = min(spec.deadline_s * task.deadline_factor, challenge_inputs.MAX_DEADLINE_S)
+    return replace(spec, deadline_s=deadline)
 
 
 def spec_evidence(spec: ChallengeSpec) -> dict[str, Any]:

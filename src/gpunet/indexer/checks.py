@@ -84,6 +84,7 @@ def open_epoch(
     window_s: float,
     with_capacity: bool,
     seen_within_s: float,
+    deadline_factor: float = 1.0,
 ) -> list[CheckRecord] | None:
     """Draw the epoch's panels and open its checks; None when the epoch is already open."""
     if session.get(EpochRecord, epoch) is not None:
@@ -112,7 +113,18 @@ def open_epoch(
         if not panel:
             continue
         for kind in kinds:
-            opened.append(open_check(session, kind, epoch, node, panel, now, now + window_s))
+            opened.append(
+                open_check(
+                    session,
+                    kind,
+                    epoch,
+                    node,
+                    panel,
+                    now,
+                    now + window_s,
+                    deadline_factor=deadline_factor,
+                )
+            )
     session.flush()
     return opened
 
@@ -126,6 +138,8 @@ def open_check(
     now: float,
     due_at: float,
     delivery: DeliveryTask | None = None,
+    *,
+    deadline_factor: float = 1.0,
 ) -> CheckRecord:
     """One check of ``node`` with an empty seat for each panel member."""
     check_id = new_check_id()
@@ -141,6 +155,7 @@ def open_check(
         claimed_ops_per_s=claimed_ops_per_s(node.gpu_model, node.gpu_count, node.benchmark_gflops),
         rtt_ms=node.latency_ms,
         due_at=due_at,
+        deadline_factor=deadline_factor,
         delivery=delivery,
     )
     record = CheckRecord(

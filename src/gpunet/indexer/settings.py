@@ -63,6 +63,13 @@ class IndexerSettings(BaseSettings):
     capacity_every_epochs: int = Field(
         default=1, ge=0, le=1000, description="capacity challenge every K epochs; 0: never"
     )
+    capacity_deadline_factor: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=20.0,
+        description="multiplies capacity deadlines; above 1 only where nodes share a "
+        "machine with everything else (a local network), which weakens detection",
+    )
     check_tick_s: float = Field(
         default=2.0, gt=0, le=3_600, description="how often the check loop runs"
     )

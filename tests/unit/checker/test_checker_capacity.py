@@ -241,3 +241,20 @@ def test_gpu_node_gets_the_gpu_policy(operator: LocalAccount, clock: FakeClock) 
     spec = new_spec(task, context, 0.01)
 
     assert spec.n >= 4096 and spec.tile == 128 and spec.opens == 64
+
+
+def test_the_networks_deadline_factor_stretches_the_deadline_for_shared_machines(
+    operator: LocalAccount, clock: FakeClock
+) -> None:
+    node = FakeNode(NODE_ID, operator, clock, NodeLies(compute_s=2.0))
+    http = httpx.Client(transport=httpx.MockTransport(node))
+    context = CapacityContext(http, CPU_POLICY, clock, clock.sleep, os.urandom, random.Random(7))
+    strict = make_task(operator.address, "capacity", claimed_ops_per_s=CLAIM)
+    lenient = strict.model_copy(update={"deadline_factor": 4.0})
+
+    failed = check_capacity(strict, context, 60.0)
+    passed = check_capacity(lenient, context, 60.0)
+
+    assert failed.verdict is Verdict.FAIL
+    assert passed.verdict is Verdict.PASS, passed.detail
+    assert passed.evidence["deadline_s"] == pytest.approx(4 * failed.evidence["deadline_s"])
