@@ -101,20 +101,21 @@ def test_up_stops_cleanly_on_sigterm(tmp_path: Path, env: dict[str, str]) -> Non
     assert processes_using(data_dir) == []
 
 
-def test_demo_passes_within_a_minute(tmp_path: Path, env: dict[str, str]) -> None:
-    started = time.monotonic()
-
+def test_demo_passes_and_shows_the_checkers_catching_a_lying_node(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
     demo = subprocess.run(
         gpunet("demo", "--nodes", "2", "--data-dir", str(tmp_path / "demo")),
         env=env,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=300,
         check=False,
     )
 
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "demo passed" in demo.stdout
     assert "error: price: expected a number" in demo.stdout  # the bad query, shown
-    assert time.monotonic() - started < 60
+    assert "checks of the lying node" in demo.stdout
+    assert "penalty below_spec" in demo.stdout or "penalty malicious" in demo.stdout
     assert processes_using(tmp_path / "demo") == []

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from gpunet.cli import demo_jobs
+from gpunet.cli import demo_checks, demo_jobs
 from gpunet.cli.console import out
 from gpunet.cli.listing import nodes_table, offers_table
 from gpunet.cli.localnet import MAX_NODES, LocalNetwork, NetworkSpec, free_port, wait_until
@@ -123,14 +123,19 @@ def demo(
             min=1, max=65535, help="Indexer port. Default: a free one.", show_default=False
         ),
     ] = None,
+    checks: Annotated[
+        bool,
+        typer.Option(help="End with checkers catching a lying node (a second local network)."),
+    ] = True,
 ) -> None:
     """Start a local network, query it, run jobs, take nodes down and up again, then stop.
 
     A buyer deposits, gets a quote and runs a job in a node's sandbox; the node running
     a checkpointed job is killed and the job resumes on another node, the lost attempt
     unpaid. One node leaves cleanly; another is killed and must be noticed by its
-    silence. Exits 0 when every step showed what it should, 2 otherwise. Takes about a
-    minute.
+    silence. Then a second network with three checkers and a lying node shows the
+    checkers catching it: failed checks, penalties, and the lowest reputation. Exits 0
+    when every step showed what it should, 2 otherwise. Takes about two minutes.
     """
     root = data_dir or Path(tempfile.mkdtemp(prefix="gpunet-demo-"))
     spec = NetworkSpec(nodes=nodes, port=port or free_port(), heartbeat_s=DEMO_HEARTBEAT_S)
@@ -140,6 +145,8 @@ def demo(
         with network.client() as client:
             tour = Tour(network, client)
             run_tour(tour)
+        if checks:
+            run_checks_tour(tour, root / "checks")
     finally:
         network.stop()  # again, in case a step failed; stopping twice is harmless
         if data_dir is None:
@@ -186,3 +193,26 @@ def run_tour(tour: Tour) -> None:
     )
     tour.step(f"restart {crashed}: it comes back online", lambda: tour.restart_node(crashed))
     tour.step("stop everything: nodes leave, then the indexer stops", tour.network.stop)
+
+
+def run_checks_tour(tour: Tour, root: Path) -> None:
+    """Three checkers, honest nodes and one liar on a network of their own."""
+    nodes = max(3, len(tour.network.nodes))
+    network = demo_checks.checks_network(root, nodes, tour.network.spec.heartbeat_s)
+    try:
+        with network.client() as client:
+            checks_tour = Tour(network, client, tour.timings)
+            checks_tour.step(
+                f"start {nodes} nodes (the last one lies) and 3 checkers", checks_tour.start
+            )
+            checks_tour.step(
+                "checkers probe, challenge and vote until the liar is caught",
+                lambda: demo_checks.wait_until_caught(network, client),
+            )
+            checks_tour.step(
+                "the liar's failed checks, its penalties, and its reputation last",
+                lambda: demo_checks.show_verdicts(network, client),
+            )
+            checks_tour.step("stop the checkers' network", network.stop)
+    finally:
+        network.stop()

@@ -1,10 +1,10 @@
-"""A local network on loopback: one indexer and N node agents, each its own process.
+"""A local network on loopback: one indexer, N node agents and K checkers, each a process.
 
 Everything lives under one data directory, so a second run reuses it::
 
     <data_dir>/up.lock              held while a network runs on this directory
     <data_dir>/password             generated key password (0600), unless $GPUNET_KEY_PASSWORD
-    <data_dir>/keys/node-1.json     one operator key per node
+    <data_dir>/keys/node-1.json     one operator key per node (checker-1.json per checker)
     <data_dir>/indexer/indexer.db   the registry (SQLite)
     <data_dir>/nodes/node-1/        each node's data dir (node.json: its node id)
     <data_dir>/logs/indexer.log, logs/node-1.log
@@ -43,6 +43,7 @@ NODE_OFFERS = (
     ("sa-east", 550_000),
 )
 MAX_NODES = 32
+MAX_CHECKERS = 15
 
 
 class NetworkError(GpunetError):
@@ -58,6 +59,10 @@ class NetworkSpec:
     host: str = "127.0.0.1"
     heartbeat_s: float = 2.0
     benchmark_size: int = 256
+    checkers: int = 0
+    epoch_s: float = 15.0
+    # A --misbehave mode for the last node, to watch the checkers catch it.
+    lying_node: str | None = None
 
     @property
     def timeout_s(self) -> float:
@@ -100,6 +105,10 @@ class Layout:
 
 def node_name(index: int) -> str:
     return f"node-{index}"
+
+
+def checker_name(index: int) -> str:
+    return f"checker-{index}"
 
 
 def node_offer(index: int) -> tuple[str, int]:
@@ -148,6 +157,10 @@ class LocalNetwork:
     def __init__(self, spec: NetworkSpec, root: Path, python: str = sys.executable) -> None:
         if not 1 <= spec.nodes <= MAX_NODES:
             raise ConfigError(f"--nodes {spec.nodes} is out of range; use 1 to {MAX_NODES}")
+        if not 0 <= spec.checkers <= MAX_CHECKERS:
+            raise ConfigError(
+                f"--checkers {spec.checkers} is out of range; use 0 to {MAX_CHECKERS}"
+            )
         self.spec = spec
         self.layout = Layout(root.resolve())
         self._python = python
@@ -159,17 +172,25 @@ class LocalNetwork:
             )
             for i in range(1, spec.nodes + 1)
         }
+        self.checkers = {
+            checker_name(i): ChildProcess(
+                checker_name(i), self._checker_argv(i), self.layout.log(checker_name(i))
+            )
+            for i in range(1, spec.checkers + 1)
+        }
 
     def start(self, ready_timeout_s: float = 30.0) -> None:
-        """Prepare the directory, start the indexer, wait for it, then start the nodes."""
+        """Prepare the directory, start the indexer, wait for it, then nodes and checkers."""
         self.prepare()
         self.start_indexer(ready_timeout_s)
         for name in self.nodes:
             self.start_node(name)
+        for child in self.checkers.values():
+            child.start(self._env())
 
     def start_indexer(self, ready_timeout_s: float = 30.0) -> None:
         """Start (or restart) the indexer on the same database; return once it answers."""
-        self.indexer.start(self._env())
+        self.indexer.start({**self._env(), **self._indexer_env()})
         self.wait_for_indexer(ready_timeout_s)
 
     def start_node(self, name: str) -> None:
@@ -184,10 +205,11 @@ class LocalNetwork:
         self.nodes[name].kill()
 
     def stop(self, grace_s: float = 10.0) -> None:
-        """Stop nodes first (they leave while the indexer still answers), then the indexer."""
-        for child in self.nodes.values():
+        """Stop nodes and checkers first (nodes leave while the indexer answers), then it."""
+        agents = [*self.nodes.values(), *self.checkers.values()]
+        for child in agents:
             child.terminate()
-        for child in self.nodes.values():
+        for child in agents:
             child.stop(grace_s)
         self.indexer.stop(grace_s)
         self._release_lock()
@@ -213,7 +235,7 @@ class LocalNetwork:
 
     def exited(self) -> list[ChildProcess]:
         """Children that ended without being asked to."""
-        children = [self.indexer, *self.nodes.values()]
+        children = [self.indexer, *self.nodes.values(), *self.checkers.values()]
         return [c for c in children if c.exit_code is not None and not c.stopping]
 
     def _indexer_died(self) -> bool:
@@ -276,9 +298,30 @@ class LocalNetwork:
             "--heartbeat-timeout", f"{spec.timeout_s:g}",
         )  # fmt: skip
 
+    def _indexer_env(self) -> dict[str, str]:
+        """Epochs of seconds, so checks and canaries happen while one watches."""
+        return {
+            "GPUNET_EPOCH_S": f"{self.spec.epoch_s:g}",
+            "GPUNET_CHECK_WINDOW_S": f"{self.spec.epoch_s * 0.8:g}",
+            "GPUNET_CANARIES_PER_EPOCH": "1",
+            "GPUNET_CHECK_TICK_S": "0.5",
+            # Every node shares this machine's cores with the others and the checkers.
+            "GPUNET_CAPACITY_DEADLINE_FACTOR": "4",
+        }
+
+    def _checker_argv(self, index: int) -> list[str]:
+        return self._command(
+            "checker", "start",
+            "--indexer", self.spec.url,
+            "--key", checker_name(index),
+            "--keys-dir", str(self.layout.keys_dir),
+        )  # fmt: skip
+
     def _node_argv(self, index: int) -> list[str]:
         name = node_name(index)
         region, price = node_offer(index)
+        lying = self.spec.lying_node if index == self.spec.nodes else None
+        misbehave = ["--misbehave", lying] if lying else []
         return self._command(
             "node", "start",
             "--indexer", self.spec.url,
@@ -292,6 +335,7 @@ class LocalNetwork:
             # Sessions on a local network forward their port on 127.0.0.1 only.
             "--allow-network",
             "--checkpoint-every", "1",
+            *misbehave,
         )  # fmt: skip
 
 

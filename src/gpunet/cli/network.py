@@ -14,7 +14,13 @@ from rich.table import Table
 from gpunet.api.models import NodePublic
 from gpunet.cli.console import note, out
 from gpunet.cli.listing import ago, styled_state
-from gpunet.cli.localnet import MAX_NODES, LocalNetwork, NetworkError, NetworkSpec
+from gpunet.cli.localnet import (
+    MAX_CHECKERS,
+    MAX_NODES,
+    LocalNetwork,
+    NetworkError,
+    NetworkSpec,
+)
 from gpunet.errors import GpunetError
 from gpunet.protocol.units import format_usd
 from gpunet.sdk import Client
@@ -38,6 +44,23 @@ def up(
             min=0.2, help="Seconds between heartbeats; nodes go offline after 5 missed beats."
         ),
     ] = 2.0,
+    checkers: Annotated[
+        int,
+        typer.Option(
+            min=0, max=MAX_CHECKERS, help="How many checkers to run (3 gives a 2N+1 panel)."
+        ),
+    ] = 0,
+    epoch: Annotated[
+        float, typer.Option(min=2.0, help="Seconds per check epoch on this local network.")
+    ] = 15.0,
+    lying_node: Annotated[
+        str | None,
+        typer.Option(
+            help="Make the last node lie, for demos: a `gpunet node start --misbehave` "
+            "mode such as random-outputs, claim-faster or offline-idle.",
+            show_default=False,
+        ),
+    ] = None,
     run_for: Annotated[
         float | None,
         typer.Option(
@@ -51,6 +74,9 @@ def up(
     """Run an indexer and N nodes on 127.0.0.1, each its own process, with a live table.
 
     Each node gets its own key in DATA_DIR/keys, its own data dir, region and price.
+    With --checkers, checker agents verify the nodes every --epoch seconds and vote;
+    --lying-node makes the last node misbehave so you can watch it get caught
+    (`gpunet node checks NODE_ID`, the reputation column of `gpunet nodes`).
     Keys are encrypted with $GPUNET_KEY_PASSWORD if set, else with a random password
     generated once and kept in DATA_DIR/password (mode 0600). Child logs go to
     DATA_DIR/logs. Running it again on the same DATA_DIR reuses keys, node ids and the
@@ -58,12 +84,20 @@ def up(
     """
     from gpunet.node.signals import stop_on_signals
 
-    spec = NetworkSpec(nodes=nodes, port=port, heartbeat_s=heartbeat)
+    spec = NetworkSpec(
+        nodes=nodes,
+        port=port,
+        heartbeat_s=heartbeat,
+        checkers=checkers,
+        epoch_s=epoch,
+        lying_node=lying_node,
+    )
     network = LocalNetwork(spec, data_dir)
     stop = threading.Event()
     with stop_on_signals(stop.set):
         try:
-            note(f"starting an indexer and {nodes} node(s) in {network.layout.root}")
+            extra = f" and {checkers} checker(s)" if checkers else ""
+            note(f"starting an indexer, {nodes} node(s){extra} in {network.layout.root}")
             network.start()
             watch(network, stop, None if run_for is None else time.monotonic() + run_for)
         finally:
@@ -130,14 +164,16 @@ def status_table(
     )
     for column in ("process", "pid", "status", "node id", "state", "region", "USD/h"):
         table.add_column(column)
-    table.add_column("beats", justify="right")
-    table.add_column("last beat", justify="right")
+    for column in ("reputation", "beats", "last beat"):
+        table.add_column(column, justify="right")
     indexer = network.indexer
-    table.add_row("indexer", str(indexer.pid or "-"), indexer.describe(), *[""] * 6)
+    table.add_row("indexer", str(indexer.pid or "-"), indexer.describe(), *[""] * 7)
     for name, child in network.nodes.items():
         table.add_row(
             name, str(child.pid or "-"), child.describe(), *_node_cells(network, name, listing)
         )
+    for name, child in network.checkers.items():
+        table.add_row(name, str(child.pid or "-"), child.describe(), *[""] * 7)
     return table
 
 
@@ -145,12 +181,13 @@ def _node_cells(network: LocalNetwork, name: str, listing: dict[str, NodePublic]
     node_id = network.node_id(name)
     node = listing.get(node_id or "")
     if node is None:
-        return [node_id or "-", "[dim]unregistered[/]", "", "", "", ""]
+        return [node_id or "-", "[dim]unregistered[/]", "", "", "", "", ""]
     return [
         node.node_id,
         styled_state(node.state),
         node.offer.region,
         format_usd(node.offer.price_micros),
+        f"{node.reputation:.2f}",
         str(node.heartbeats),
         ago(node.last_heartbeat_at),
     ]
