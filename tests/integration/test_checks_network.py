@@ -8,16 +8,18 @@ check clean; the liar must fail, be penalized and sink below them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from gpunet.api.checks import CheckerRegistration, CheckPublic, CheckResultIn
+from gpunet.api.checks import CheckerRegistration, CheckPublic, CheckResultIn, NodeChecks
 from gpunet.cli.localnet import LocalNetwork, NetworkSpec, free_port
 from gpunet.errors import ApiError
 from gpunet.protocol.vote import evidence_digest, result_message
@@ -30,16 +32,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 CAUGHT_TIMEOUT_S = 120.0
 
 
-@pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
-    root = tmp_path_factory.mktemp("checks-net")
+@contextlib.contextmanager
+def lying_network(root: Path, lie: str) -> Iterator[LocalNetwork]:
+    """Two honest nodes, one started with ``--misbehave lie``, and three checkers."""
     spec = NetworkSpec(
-        nodes=3,
-        port=free_port(),
-        heartbeat_s=1.0,
-        checkers=3,
-        epoch_s=10.0,
-        lying_node="random-outputs",
+        nodes=3, port=free_port(), heartbeat_s=1.0, checkers=3, epoch_s=10.0, lying_node=lie
     )
     network = LocalNetwork(spec, root)
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("GPUNET_")}
@@ -52,6 +49,12 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
         for key in ("GPUNET_KEY_KDF", "GPUNET_KEY_KDF_ITERATIONS"):
             os.environ.pop(key, None)
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
+    with lying_network(tmp_path_factory.mktemp("checks-net"), "random-outputs") as network:
+        yield network
 
 
 def node_ids(network: LocalNetwork) -> tuple[list[str], str]:
@@ -158,3 +161,46 @@ def test_the_cli_shows_a_nodes_checks_and_the_checkers_standing(
     )  # fmt: skip
     assert stats.returncode == 0, stats.stderr
     assert stats.stdout.count("0x") >= 3
+
+
+def _failed(record: NodeChecks, kind: str, finding: str = "") -> bool:
+    return any(
+        c.kind == kind and c.verdict == "fail" and finding in (c.finding or "")
+        for c in record.checks
+    )
+
+
+# Each lie, and what the panels must find: a failed check, and the penalty it carries.
+OTHER_LIES: dict[str, Callable[[NodeChecks], bool]] = {
+    # Skips every job, uploads random outputs: a canary's delivery check fails.
+    "skip-jobs=1": lambda r: (
+        _failed(r, "delivery") and {p.kind for p in r.penalties} == {"malicious"}
+    ),
+    # Signs its answers with another key: pings and commitments are refused.
+    "impersonate": lambda r: (
+        _failed(r, "capacity")
+        and _failed(r, "liveness")
+        and "below_spec" in {p.kind for p in r.penalties}
+    ),
+    # Silent while idle: offline, but idle, so no stake is at risk.
+    "offline-idle": lambda r: _failed(r, "liveness", "offline_idle") and not r.penalties,
+}
+
+
+@pytest.mark.parametrize("lie", sorted(OTHER_LIES))
+def test_each_kind_of_lie_is_caught_and_honest_nodes_stay_clean(tmp_path: Path, lie: str) -> None:
+    with lying_network(tmp_path / "net", lie) as network:
+        honest, liar = node_ids(network)
+        with network.client() as client:
+
+            def caught() -> bool:
+                try:
+                    return OTHER_LIES[lie](client.node_checks(liar))
+                except ApiError:  # not registered yet
+                    return False
+
+            wait_for(caught, f"the panels to catch {lie}", CAUGHT_TIMEOUT_S)
+            for node_id in honest:
+                clean = client.node_checks(node_id)
+                assert [c.finding for c in clean.checks if c.verdict == "fail"] == []
+                assert clean.penalties == []
