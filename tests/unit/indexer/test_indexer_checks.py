@@ -220,7 +220,11 @@ def test_results_from_outsiders_twice_forged_or_late_are_refused(
     moved = result_body(other_check, "pass", checkers[0])  # signature over another check
     assert network.signed("POST", path, checkers[0], json=moved).status_code == 422
 
-    assert report(network, checkers[0], task, "pass").status_code == 200
+    body = result_body(task, "pass", checkers[0], rtt_ms=3.5)
+    sent = network.signed("POST", path, checkers[0], json=body, nonce="replayed-nonce-0001")
+    assert sent.status_code == 200
+    replayed = network.signed("POST", path, checkers[0], json=body, nonce="replayed-nonce-0001")
+    assert replayed.status_code == 401  # the same signed request again
     again = report(network, checkers[0], task, "fail")
     assert again.status_code == 409
     assert "already reported" in again.json()["message"]
