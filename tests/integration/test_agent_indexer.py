@@ -13,9 +13,10 @@ from eth_account import Account
 from gpunet.api.models import NodeRegistration
 from gpunet.cli.localnet import LocalNetwork, NetworkSpec, free_port, wait_until
 from gpunet.indexer.testing import sample_registration
-from gpunet.node.agent import AgentState, Backoff, NodeAgent
+from gpunet.node.agent import AgentState, NodeAgent
 from gpunet.protocol.nodes import NodeState
 from gpunet.sdk import Client
+from gpunet.sdk.retry import Backoff
 
 pytestmark = pytest.mark.slow
 

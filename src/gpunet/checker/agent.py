@@ -44,8 +44,8 @@ from gpunet.api.checks import (
 from gpunet.checker.errors import CheckerRefused, CheckNotRun
 from gpunet.checker.outcome import CheckOutcome, sign_result
 from gpunet.errors import ApiError
-from gpunet.node.agent import RETRYABLE_STATUSES, Backoff
 from gpunet.sdk.errors import IndexerUnreachable, InvalidResponse
+from gpunet.sdk.retry import Backoff, IndexerFailure, IndexerLink, Next, retryable
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -137,9 +137,7 @@ class CheckerAgent:
         self._reported = 0
         self._state = CheckerState.STARTING
         self._registered = False
-        self._failures = 0
-        self._last_ok: float | None = None
-        self._last_error: str | None = None
+        self._link = IndexerLink(self._backoff, self._rng, clock)
         self._ended_by: Exception | None = None  # CheckerRefused, or a bug in the loop
 
     @property
@@ -152,11 +150,16 @@ class CheckerAgent:
         self._stop.set()
 
     def health(self) -> CheckerHealth:
-        since = None if self._last_ok is None else self._clock() - self._last_ok
+        link = self._link
         with self._lock:
             in_flight, reported = self._in_flight, self._reported
         return CheckerHealth(
-            self._state, since, self._failures, self._last_error, in_flight, reported
+            self._state,
+            link.seconds_since_ok(),
+            link.failures,
+            link.last_error,
+            in_flight,
+            reported,
         )
 
     def run(self) -> None:
@@ -297,7 +300,7 @@ class CheckerAgent:
             if exc.status_code in GONE_STATUSES:
                 log.warning("%s: result not taken: %s", _name(task), exc.message)
                 return None
-            if not _retryable(exc):
+            if not retryable(exc):
                 self._refuse(f"take the result of {_name(task)}", exc)
                 return None
             return exc
@@ -315,36 +318,29 @@ class CheckerAgent:
     def _refuse(self, action: str, error: ApiError) -> None:
         refused = CheckerRefused(action, error)
         self._ended_by = self._ended_by or refused
-        self._last_error = str(refused)
+        self._link.last_error = str(refused)
         self._stop.set()
 
     def _on_success(self) -> None:
-        self._failures = 0
-        self._last_ok = self._clock()
-        self._last_error = None
+        self._link.succeeded()
 
-    def _on_failure(self, exc: ApiError | IndexerUnreachable | InvalidResponse) -> float:
-        self._last_error = str(exc)
-        if isinstance(exc, ApiError) and exc.status_code == 404 and self._registered:
+    def _on_failure(self, exc: IndexerFailure) -> float:
+        step, delay = self._link.failed(exc, registered=self._registered)
+        if step is Next.REGISTER_AGAIN:
             self._registered = False
             self._set_state(CheckerState.REGISTERING, "the indexer does not know this checker")
-            return 0.0
-        if isinstance(exc, ApiError) and not _retryable(exc):
+        elif step is Next.REFUSED:
+            assert isinstance(exc, ApiError)
             action = "give this checker tasks" if self._registered else "register this checker"
             raise CheckerRefused(action, exc) from exc
-        self._failures += 1
-        delay = self._backoff.delay(self._failures, self._rng)
-        self._set_state(CheckerState.RETRYING, f"{exc}; retrying in {delay:.1f}s")
+        else:
+            self._set_state(CheckerState.RETRYING, f"{exc}; retrying in {delay:.1f}s")
         return delay
 
     def _set_state(self, state: CheckerState, reason: str) -> None:
         changed = state is not self._state
         self._state = state
         log.log(logging.INFO if changed else logging.DEBUG, "%s: %s", state, reason)
-
-
-def _retryable(error: ApiError) -> bool:
-    return error.status_code >= 500 or error.status_code in RETRYABLE_STATUSES
 
 
 def _name(task: CheckTask) -> str:

@@ -27,12 +27,11 @@ from typing import Protocol
 from gpunet.api.models import HeartbeatAck, HeartbeatIn, NodePublic, NodeRegistration
 from gpunet.errors import ApiError, GpunetError
 from gpunet.sdk.errors import IndexerUnreachable, InvalidResponse
+from gpunet.sdk.retry import Backoff, IndexerFailure, IndexerLink, Next
 
 log = logging.getLogger("gpunet.node")
 
 HEARTBEAT_JITTER = 0.10
-# Statuses that say "not now" rather than "never": retry them like an outage.
-RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
 class AgentState(StrEnum):
@@ -66,22 +65,6 @@ class NodeApi(Protocol):
     def heartbeat(self, node_id: str, beat: HeartbeatIn | None = None) -> HeartbeatAck: ...
 
     def leave(self, node_id: str) -> NodePublic: ...
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff: ``base_s * factor**(failures - 1)``, capped, then jittered."""
-
-    base_s: float = 1.0
-    factor: float = 2.0
-    cap_s: float = 30.0
-    jitter: float = 0.2
-
-    def delay(self, failures: int, rng: random.Random) -> float:
-        """Seconds to wait after the ``failures``-th failure in a row (1-based)."""
-        exponent = min(max(failures - 1, 0), 64)  # 2.0**1100 would overflow
-        raw = min(self.cap_s, self.base_s * self.factor**exponent)
-        return min(self.cap_s, raw * rng.uniform(1 - self.jitter, 1 + self.jitter))
 
 
 @dataclass(frozen=True)
@@ -120,9 +103,7 @@ class NodeAgent:
         self._rng = rng or random.Random()
         self._state = AgentState.STARTING
         self._registered = False
-        self._failures = 0
-        self._last_ok: float | None = None
-        self._last_error: str | None = None
+        self._link = IndexerLink(self._backoff, self._rng, clock)
         self._rtt_ms: float | None = None
 
     @property
@@ -134,8 +115,8 @@ class NodeAgent:
         self._stop.set()
 
     def health(self) -> AgentHealth:
-        since = None if self._last_ok is None else self._clock() - self._last_ok
-        return AgentHealth(self._state, since, self._failures, self._last_error)
+        link = self._link
+        return AgentHealth(self._state, link.seconds_since_ok(), link.failures, link.last_error)
 
     def run(self) -> None:
         """Register, heartbeat until stopped, then leave.
@@ -182,22 +163,19 @@ class NodeAgent:
         return self._next_beat(ack.next_heartbeat_s)
 
     def _on_success(self) -> None:
-        self._failures = 0
-        self._last_ok = self._clock()
-        self._last_error = None
+        self._link.succeeded()
 
-    def _on_failure(self, exc: ApiError | IndexerUnreachable | InvalidResponse) -> float:
-        self._last_error = str(exc)
-        if isinstance(exc, ApiError) and exc.status_code == 404 and self._registered:
+    def _on_failure(self, exc: IndexerFailure) -> float:
+        step, delay = self._link.failed(exc, registered=self._registered)
+        if step is Next.REGISTER_AGAIN:
             self._registered = False
             self._set_state(AgentState.REGISTERING, "the indexer does not know this node")
-            return 0.0
-        if isinstance(exc, ApiError) and not _retryable(exc):
+        elif step is Next.REFUSED:
+            assert isinstance(exc, ApiError)
             action = "accept a heartbeat" if self._registered else "register this node"
             raise AgentRefused(action, exc) from exc
-        self._failures += 1
-        delay = self._backoff.delay(self._failures, self._rng)
-        self._set_state(AgentState.RETRYING, f"{exc}; retrying in {delay:.1f}s")
+        else:
+            self._set_state(AgentState.RETRYING, f"{exc}; retrying in {delay:.1f}s")
         return delay
 
     def _next_beat(self, indexer_hint_s: float) -> float:
@@ -220,7 +198,3 @@ class NodeAgent:
         changed = state is not self._state
         self._state = state
         log.log(logging.INFO if changed else logging.DEBUG, "%s: %s", state, reason)
-
-
-def _retryable(error: ApiError) -> bool:
-    return error.status_code >= 500 or error.status_code in RETRYABLE_STATUSES

@@ -30,13 +30,13 @@ from typing import TypeVar
 from gpunet.api.jobs import Assignment, FileRef, FinishIn
 from gpunet.errors import ApiError, GpunetError
 from gpunet.node import checkpoint, misbehave, workdir
-from gpunet.node.agent import Backoff
 from gpunet.node.forward import Forwarder, serve_forwarder
 from gpunet.node.joblog import LogBuffer
 from gpunet.node.reporting import REPORT_TRIES, WorkApi, end_line, receipt, with_retries
 from gpunet.node.runtime import Limits, Outcome, RunRequest, RunResult, Runtime
 from gpunet.protocol.jobspec import JobSpec, job_spec_from_dict
 from gpunet.protocol.leases import ACTIVE
+from gpunet.sdk.retry import Backoff
 
 log = logging.getLogger("gpunet.node")
 

@@ -16,9 +16,9 @@ from typing import Protocol, TypeVar
 
 from gpunet.api.jobs import FileRef, FinishIn, LogEntry, UsageAck, WorkPoll
 from gpunet.errors import ApiError, GpunetError
-from gpunet.node.agent import RETRYABLE_STATUSES, Backoff
 from gpunet.node.runtime import Outcome, RunResult
 from gpunet.sdk.errors import IndexerUnreachable
+from gpunet.sdk.retry import Backoff, retryable
 
 log = logging.getLogger("gpunet.node")
 
@@ -77,9 +77,7 @@ def is_transient(exc: GpunetError) -> bool:
     """An outage or a "not now": worth retrying, unlike a refusal."""
     if isinstance(exc, IndexerUnreachable):
         return True
-    return isinstance(exc, ApiError) and (
-        exc.status_code >= 500 or exc.status_code in RETRYABLE_STATUSES
-    )
+    return isinstance(exc, ApiError) and (retryable(exc))
 
 
 def receipt(

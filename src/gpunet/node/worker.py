@@ -30,12 +30,12 @@ from pathlib import Path
 
 from gpunet.api.jobs import Assignment, FinishIn, WorkPoll
 from gpunet.errors import ApiError, GpunetError
-from gpunet.node.agent import Backoff
 from gpunet.node.attempt import Attempt, AttemptSettings, Cancellation
 from gpunet.node.misbehave import HONEST, Misbehaviour
 from gpunet.node.reporting import WorkApi, is_transient
 from gpunet.node.runtime import Runtime
 from gpunet.sdk.errors import IndexerUnreachable, InvalidResponse
+from gpunet.sdk.retry import Backoff
 
 __all__ = ["JobWorker", "WorkApi"]
 

@@ -17,9 +17,10 @@ from gpunet.api.models import (
 )
 from gpunet.errors import ApiError, GpunetError
 from gpunet.indexer.testing import sample_registration
-from gpunet.node.agent import AgentRefused, AgentState, Backoff, NodeAgent
+from gpunet.node.agent import AgentRefused, AgentState, NodeAgent
 from gpunet.protocol.nodes import NodeState
 from gpunet.sdk import IndexerUnreachable
+from gpunet.sdk.retry import Backoff
 
 NODE_ID = "n-0123456789ab"
 OPERATOR = "0x" + "ab" * 20

@@ -25,11 +25,11 @@ import pytest
 
 from gpunet.api.jobs import Assignment, FileRef, FinishIn, LogEntry, UsageAck, WorkPoll
 from gpunet.errors import ApiError
-from gpunet.node.agent import Backoff
 from gpunet.node.forward import parse_endpoint
 from gpunet.node.runtime import Outcome, RunRequest, RunResult
 from gpunet.node.worker import JobWorker
 from gpunet.sdk.errors import IndexerUnreachable
+from gpunet.sdk.retry import Backoff
 
 NODE_ID = "n-0123456789ab"
 JOB_ID = "j-0123456789abcdef"
