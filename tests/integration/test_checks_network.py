@@ -27,7 +27,8 @@ from gpunet.sdk import Client
 
 from .conftest import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+# Starting a network and waiting for the panels takes longer than the default limit.
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.timeout(300)]
 
 CAUGHT_TIMEOUT_S = 120.0
 

@@ -101,6 +101,7 @@ def test_up_stops_cleanly_on_sigterm(tmp_path: Path, env: dict[str, str]) -> Non
     assert processes_using(data_dir) == []
 
 
+@pytest.mark.timeout(360)
 def test_demo_passes_and_shows_the_checkers_catching_a_lying_node(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
