@@ -7,6 +7,7 @@ panel's majority count against its standing (``gpunet checker stats``).
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -83,6 +84,20 @@ def checker_registration(operator: str | None) -> CheckerRegistration:
         ) from None
 
 
+# Tile products are tiny: BLAS worker threads only spin after each one, which cost a
+# checker four times the CPU of one thread (benchmarks/README.md, bench_checks).
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def use_one_blas_thread() -> None:
+    """One BLAS thread for the checker, unless the environment says otherwise.
+
+    Must run before NumPy is first imported: BLAS reads these once, at load.
+    """
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+
+
 def run_checker(
     indexer: str,
     account: LocalAccount,
@@ -92,6 +107,7 @@ def run_checker(
     poll_wait_s: float,
 ) -> None:
     """Build the agent over one SDK client and one HTTP client for nodes; run it."""
+    use_one_blas_thread()
     import httpx
 
     from gpunet.checker.agent import CheckerAgent

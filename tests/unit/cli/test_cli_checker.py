@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -287,3 +288,19 @@ def test_start_refuses_a_malformed_operator(runner: CliRunner, home: Path) -> No
 
     assert result.exit_code == 2
     assert "--operator" in result.stderr
+
+
+def test_the_checker_uses_one_blas_thread_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gpunet.cli.checker import BLAS_THREAD_VARIABLES, use_one_blas_thread
+
+    for name in BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "8")
+
+    use_one_blas_thread()
+
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert os.environ["MKL_NUM_THREADS"] == "8"
