@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bench_agent
+import bench_checks
 import bench_heartbeats
 import bench_jobs
 import bench_matching
@@ -38,6 +39,7 @@ BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("sim", bench_sim.run),
     ("matching", bench_matching.run),
     ("jobs", bench_jobs.run),
+    ("checks", bench_checks.run),
 )
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 
