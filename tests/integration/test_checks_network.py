@@ -3,7 +3,9 @@
 One indexer, three node agents (the last started with ``--misbehave
 random-outputs``) and three ``gpunet checker start`` agents, each its own process on
 loopback, with epochs of a few seconds. The honest nodes must come out of every
-check clean; the liar must fail, be penalized and sink below them.
+check clean; the liar must fail, be penalized and sink below them. The tests with a
+network of their own come first, so the module's shared network (started by the first
+test that needs it) never runs beside another one on the same cores.
 """
 
 from __future__ import annotations
@@ -50,6 +52,49 @@ def lying_network(root: Path, lie: str) -> Iterator[LocalNetwork]:
         for key in ("GPUNET_KEY_KDF", "GPUNET_KEY_KDF_ITERATIONS"):
             os.environ.pop(key, None)
         os.environ.update(saved)
+
+
+def _failed(record: NodeChecks, kind: str, finding: str = "") -> bool:
+    return any(
+        c.kind == kind and c.verdict == "fail" and finding in (c.finding or "")
+        for c in record.checks
+    )
+
+
+# Each lie, and what the panels must find: a failed check, and the penalty it carries.
+OTHER_LIES: dict[str, Callable[[NodeChecks], bool]] = {
+    # Skips every job, uploads random outputs: a canary's delivery check fails.
+    "skip-jobs=1": lambda r: (
+        _failed(r, "delivery") and {p.kind for p in r.penalties} == {"malicious"}
+    ),
+    # Signs its answers with another key: pings and commitments are refused.
+    "impersonate": lambda r: (
+        _failed(r, "capacity")
+        and _failed(r, "liveness")
+        and "below_spec" in {p.kind for p in r.penalties}
+    ),
+    # Silent while idle: offline, but idle, so no stake is at risk.
+    "offline-idle": lambda r: _failed(r, "liveness", "offline_idle") and not r.penalties,
+}
+
+
+@pytest.mark.parametrize("lie", sorted(OTHER_LIES))
+def test_each_kind_of_lie_is_caught_and_honest_nodes_stay_clean(tmp_path: Path, lie: str) -> None:
+    with lying_network(tmp_path / "net", lie) as network:
+        honest, liar = node_ids(network)
+        with network.client() as client:
+
+            def caught() -> bool:
+                try:
+                    return OTHER_LIES[lie](client.node_checks(liar))
+                except ApiError:  # not registered yet
+                    return False
+
+            wait_for(caught, f"the panels to catch {lie}", CAUGHT_TIMEOUT_S)
+            for node_id in honest:
+                clean = client.node_checks(node_id)
+                assert [c.finding for c in clean.checks if c.verdict == "fail"] == []
+                assert clean.penalties == []
 
 
 @pytest.fixture(scope="module")
@@ -162,46 +207,3 @@ def test_the_cli_shows_a_nodes_checks_and_the_checkers_standing(
     )  # fmt: skip
     assert stats.returncode == 0, stats.stderr
     assert stats.stdout.count("0x") >= 3
-
-
-def _failed(record: NodeChecks, kind: str, finding: str = "") -> bool:
-    return any(
-        c.kind == kind and c.verdict == "fail" and finding in (c.finding or "")
-        for c in record.checks
-    )
-
-
-# Each lie, and what the panels must find: a failed check, and the penalty it carries.
-OTHER_LIES: dict[str, Callable[[NodeChecks], bool]] = {
-    # Skips every job, uploads random outputs: a canary's delivery check fails.
-    "skip-jobs=1": lambda r: (
-        _failed(r, "delivery") and {p.kind for p in r.penalties} == {"malicious"}
-    ),
-    # Signs its answers with another key: pings and commitments are refused.
-    "impersonate": lambda r: (
-        _failed(r, "capacity")
-        and _failed(r, "liveness")
-        and "below_spec" in {p.kind for p in r.penalties}
-    ),
-    # Silent while idle: offline, but idle, so no stake is at risk.
-    "offline-idle": lambda r: _failed(r, "liveness", "offline_idle") and not r.penalties,
-}
-
-
-@pytest.mark.parametrize("lie", sorted(OTHER_LIES))
-def test_each_kind_of_lie_is_caught_and_honest_nodes_stay_clean(tmp_path: Path, lie: str) -> None:
-    with lying_network(tmp_path / "net", lie) as network:
-        honest, liar = node_ids(network)
-        with network.client() as client:
-
-            def caught() -> bool:
-                try:
-                    return OTHER_LIES[lie](client.node_checks(liar))
-                except ApiError:  # not registered yet
-                    return False
-
-            wait_for(caught, f"the panels to catch {lie}", CAUGHT_TIMEOUT_S)
-            for node_id in honest:
-                clean = client.node_checks(node_id)
-                assert [c.finding for c in clean.checks if c.verdict == "fail"] == []
-                assert clean.penalties == []
