@@ -26,6 +26,12 @@ import pytest
 from gpunet.api.jobs import JobDetail, JobEvent, LogLine
 from gpunet.node.forward import FORBIDDEN_REPLY, GREETING, connect_local, parse_endpoint
 from gpunet.protocol.ledger import DEFAULT_FEE_BPS, usage_charge
+from gpunet.protocol.receipts import (
+    client_receipt_message,
+    node_receipt_message,
+    outputs_digest,
+    signer_of,
+)
 from gpunet.sdk import Client
 from gpunet.sdk.jobs import all_events, all_log_lines, download_outputs, follow, submit_spec_file
 
@@ -106,7 +112,25 @@ def run_example(api: Client, example: str, dest: Path) -> tuple[JobDetail, list[
     assert sorted(path.relative_to(dest).as_posix() for path in written) == sorted(
         ref.path for ref in job.outputs
     )
+    assert_both_receipts_signed(api, job)
     return job, lines
+
+
+def assert_both_receipts_signed(api: Client, job: JobDetail) -> None:
+    """The node signed its receipt with its operator key; the buyer signed for the outputs."""
+    receipts = {r.party: r for r in api.get_job(job.job_id).receipts}
+    node, client = receipts["node"], receipts["client"]
+    pairs = [(ref.path, ref.sha256) for ref in job.outputs]
+    assert node.outputs_sha256 == client.outputs_sha256 == outputs_digest(pairs)
+    node_message = node_receipt_message(
+        job.job_id, node.attempt, node.verdict, node.usage_s or 0.0, node.outputs_sha256
+    )
+    assert (signer_of(node_message, node.signature) or "").lower() == job.lease.operator.lower()
+    client_message = client_receipt_message(
+        job.job_id, client.attempt, client.verdict, client.outputs_sha256
+    )
+    assert (signer_of(client_message, client.signature) or "").lower() == job.buyer.lower()
+    assert client.verdict == "accepted"
 
 
 def test_matrix_example_runs_and_is_billed_for_its_usage(buyer: Client, tmp_path: Path) -> None:

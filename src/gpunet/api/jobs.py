@@ -12,6 +12,7 @@ Buyers
   ``GET  /jobs/{id}/events?after=&wait_s=``  lifecycle events, long-polled
   ``GET  /jobs/{id}/logs?after=&wait_s=``    log lines, long-polled
   ``POST /jobs/{id}/cancel``           signed by the buyer: cancel a job, close a session
+  ``POST /jobs/{id}/receipt``          signed by the buyer: its receipt (``ClientReceiptIn``)
   ``GET  /jobs/{id}/outputs/{path}``   signed by the buyer: one output's bytes
   ``GET  /jobs/{id}/session``          signed by the buyer: where and how to connect
   ``POST /accounts/deposit``           signed: credit the signer's deposit
@@ -163,6 +164,9 @@ class JobDetail(BaseModel):
     group_id: str | None = None
     replica: int = 0
     low_funds_since: datetime | None = None
+    receipts: list[ReceiptView] = Field(
+        default_factory=list, description="the node's and the client's signed receipts"
+    )
 
 
 class JobSummary(BaseModel):
@@ -271,6 +275,38 @@ class FinishIn(_Strict):
     cpu_time_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     max_rss_mib: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     outputs: list[FileRef] = Field(default_factory=list, max_length=1000)
+    signature: str | None = Field(
+        default=None,
+        pattern=r"^0x[0-9a-fA-F]{130}$",
+        description="the operator's EIP-191 signature over protocol.receipts."
+        "node_receipt_message: the receipt, signed on its own so it outlives the request",
+    )
+
+
+class ClientReceiptIn(_Strict):
+    """Body of ``POST /v1/jobs/{id}/receipt``: the buyer's signed word on the outputs."""
+
+    attempt: int = Field(ge=1)
+    verdict: Literal["accepted", "disputed"]
+    outputs_sha256: str = Field(
+        pattern=SHA256_PATTERN, description="protocol.receipts.outputs_digest of what it got"
+    )
+    signature: str = Field(
+        pattern=r"^0x[0-9a-fA-F]{130}$",
+        description="the buyer's EIP-191 signature over protocol.receipts.client_receipt_message",
+    )
+
+
+class ReceiptView(BaseModel):
+    """One party's signed receipt for the job's last attempt."""
+
+    party: Literal["node", "client"]
+    signer: str
+    attempt: int
+    verdict: str = Field(description="the node's outcome, or the client's accepted/disputed")
+    outputs_sha256: str
+    usage_s: float | None = None
+    signature: str
 
 
 # -- accounts --

@@ -155,6 +155,11 @@ def print_job(job: JobDetail, events: list[JobEvent]) -> None:
         for ref in job.outputs:
             files.add_row(Text(ref.path), str(ref.size), ref.sha256)
         out.print(files)
+    for receipt in job.receipts:
+        out.print(
+            f"  {receipt.party} receipt: {receipt.verdict}, attempt {receipt.attempt}, "
+            f"outputs {receipt.outputs_sha256[:16]}..., signed by {receipt.signer}"
+        )
     print_bill(job)
 
 

@@ -36,7 +36,7 @@ from gpunet.api.jobs import (
     UsageAck,
 )
 from gpunet.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from gpunet.indexer import accounts
+from gpunet.indexer import accounts, receipts
 from gpunet.indexer.orm import (
     BlobRecord,
     JobEventRecord,
@@ -181,6 +181,7 @@ def detail(session: Session, record: JobRecord) -> JobDetail:
         group_id=record.group_id,
         replica=record.replica,
         low_funds_since=utc(record.low_funds_since) if record.low_funds_since else None,
+        receipts=receipts.receipt_views(record),
     )
 
 
@@ -874,6 +875,7 @@ def finish(
     """
     record = _leased_to(session, job_id, None, operator)
     _require_attempt(record, receipt.attempt)
+    receipts.require_node_signature(job_id, receipt, operator)
     if record.state in {s.value for s in TERMINAL}:
         if record.receipt_json is None:
             record.receipt_json = receipt.model_dump_json()

@@ -143,6 +143,7 @@ class JobRecord(Base):
     session_endpoint: Mapped[str | None] = mapped_column(String(200), nullable=True)
     low_funds_since: Mapped[float | None] = mapped_column(Float, nullable=True)
     receipt_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    client_receipt_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     group_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     replica: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -32,6 +32,7 @@ from gpunet.api.jobs import (
     AmountIn,
     AutoTopUpIn,
     CancelIn,
+    ClientReceiptIn,
     EventPage,
     FileRef,
     FinishIn,
@@ -194,6 +195,10 @@ class ApiCore:
         target = _job_path(job_id) + "/outputs/" + _file_path("path", path)
         return self._signed_get(target, {}, _bytes)
 
+    def send_receipt(self, job_id: str, receipt: ClientReceiptIn) -> Call[JobDetail]:
+        body = receipt.model_dump_json().encode()
+        return self._signed("POST", _job_path(job_id) + "/receipt", body, _model(JobDetail))
+
     def session_access(self, job_id: str) -> Call[SessionAccess]:
         return self._signed_get(_job_path(job_id) + "/session", {}, _model(SessionAccess))
 
@@ -258,6 +263,10 @@ class ApiCore:
         return self._signed("PUT", path, data, _digest(digest), OCTET_STREAM)
 
     def finish_job(self, job_id: str, receipt: FinishIn) -> Call[UsageAck]:
+        if self.account is not None and receipt.signature is None:
+            from gpunet.sdk.receipts import signed_node_receipt
+
+            receipt = signed_node_receipt(self.account, job_id, receipt)
         body = receipt.model_dump_json().encode()
         return self._signed("POST", _job_path(job_id) + "/finish", body, _model(UsageAck))
 

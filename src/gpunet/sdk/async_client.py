@@ -20,6 +20,7 @@ from gpunet.api.checks import (
 )
 from gpunet.api.jobs import (
     AccountView,
+    ClientReceiptIn,
     EventPage,
     FileRef,
     FinishIn,
@@ -190,6 +191,10 @@ class AsyncClient:
 
     async def put_output(self, job_id: str, data: bytes) -> str:
         return await self._send(self.core.put_output(job_id, data))
+
+    async def send_receipt(self, job_id: str, receipt: ClientReceiptIn) -> JobDetail:
+        """The buyer's signed receipt for a finished job's outputs."""
+        return await self._send(self.core.send_receipt(job_id, receipt))
 
     async def finish_job(self, job_id: str, receipt: FinishIn) -> UsageAck:
         return await self._send(self.core.finish_job(job_id, receipt))

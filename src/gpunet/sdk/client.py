@@ -20,6 +20,7 @@ from gpunet.api.checks import (
 )
 from gpunet.api.jobs import (
     AccountView,
+    ClientReceiptIn,
     EventPage,
     FileRef,
     FinishIn,
@@ -188,6 +189,10 @@ class Client:
 
     def put_output(self, job_id: str, data: bytes) -> str:
         return self._send(self.core.put_output(job_id, data))
+
+    def send_receipt(self, job_id: str, receipt: ClientReceiptIn) -> JobDetail:
+        """The buyer's signed receipt for a finished job's outputs."""
+        return self._send(self.core.send_receipt(job_id, receipt))
 
     def finish_job(self, job_id: str, receipt: FinishIn) -> UsageAck:
         return self._send(self.core.finish_job(job_id, receipt))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpunet.api.jobs import FileRef, JobDetail, JobEvent, LogLine
-from gpunet.errors import GpunetError, ValidationError
+from gpunet.errors import ApiError, GpunetError, ValidationError
 from gpunet.protocol.jobspec import (
     InputFile,
     JobSpec,
@@ -38,8 +38,10 @@ from gpunet.protocol.jobspec import (
 )
 from gpunet.protocol.leases import TERMINAL
 from gpunet.protocol.ledger import DEFAULT_FEE_BPS, fee_for, hold_amount
+from gpunet.protocol.receipts import ClientVerdict
 from gpunet.sdk._core import sha256_hex
 from gpunet.sdk.client import Client
+from gpunet.sdk.receipts import client_receipt
 
 __all__ = [
     "TERMINAL_STATES",
@@ -319,7 +321,9 @@ def download_outputs(client: Client, job: JobDetail, dest: Path) -> list[Path]:
 
     Each file is written atomically (a temporary file, then a rename) only after its
     size and SHA-256 match; a path that would leave ``dest`` is refused before any
-    download. Returns the files written, in the job's order.
+    download. Then the buyer signs for the outputs: an ``accepted`` receipt when every
+    file checked out, a ``disputed`` one (and ``OutputMismatch``) when one did not.
+    Returns the files written, in the job's order.
     """
     root = dest.expanduser().resolve()
     targets = [_output_target(root, index, ref.path) for index, ref in enumerate(job.outputs)]
@@ -328,10 +332,26 @@ def download_outputs(client: Client, job: JobDetail, dest: Path) -> list[Path]:
         data = client.download_output(job.job_id, ref.path)
         digest = sha256_hex(data)
         if digest != ref.sha256 or len(data) != ref.size:
+            sign_for_outputs(client, job, ClientVerdict.DISPUTED)
             raise OutputMismatch(job.job_id, ref, len(data), digest)
         write_atomic(target, data)
         written.append(target)
+    sign_for_outputs(client, job, ClientVerdict.ACCEPTED)
     return written
+
+
+def sign_for_outputs(client: Client, job: JobDetail, verdict: ClientVerdict) -> bool:
+    """Send the buyer's signed receipt for a finished job; False when the indexer
+    refused it (the job is not finished, or already has another receipt)."""
+    account = client.core.account
+    if account is None or job.state not in {s.value for s in TERMINAL} or job.attempts < 1:
+        return False
+    receipt = client_receipt(account, job.job_id, job.attempts, job.outputs, verdict)
+    try:
+        client.send_receipt(job.job_id, receipt)
+    except ApiError:
+        return False
+    return True
 
 
 def _output_target(root: Path, index: int, path: str) -> Path:

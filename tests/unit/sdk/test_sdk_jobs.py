@@ -17,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from gpunet.api.jobs import FileRef, FinishIn, JobDetail, JobEvent, LogEntry, LogLine
 from gpunet.errors import ApiError, ValidationError
 from gpunet.protocol.auth import HEADER_SIGNATURE, verify_request
+from gpunet.protocol.receipts import outputs_digest
 from gpunet.sdk import AccountRequired, AsyncClient, Client
 from gpunet.sdk._core import ApiCore
 from gpunet.sdk.jobs import (
@@ -455,10 +456,16 @@ def test_follow_raises_an_error_of_either_feed() -> None:
 # -- download outputs --
 
 
-def outputs_client(files: dict[str, bytes], seen: list[httpx.Request]) -> Client:
+def outputs_client(
+    files: dict[str, bytes], seen: list[httpx.Request], receipts: list[dict[str, Any]] | None = None
+) -> Client:
+    """Serves ``files`` as the job's outputs; client receipts are kept in ``receipts``."""
     prefix = f"/v1/jobs/{JOB_ID}/outputs/"
 
     def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == f"/v1/jobs/{JOB_ID}/receipt":
+            (receipts if receipts is not None else []).append(json.loads(request.content))
+            return httpx.Response(200, json=job_json("succeeded", []))
         return httpx.Response(200, content=files[request.url.path.removeprefix(prefix)])
 
     return client(answer, seen, Account.from_key("0x" + "22" * 32))
@@ -472,20 +479,29 @@ def test_outputs_are_checked_and_written(tmp_path: Path) -> None:
     files = {"model.bin": b"\x01\x02", "logs/run.txt": b"done\n"}
     job = finished([ref_json(path, data) for path, data in files.items()])
 
-    written = download_outputs(outputs_client(files, []), job, tmp_path / "out")
+    receipts: list[dict[str, Any]] = []
+
+    written = download_outputs(outputs_client(files, [], receipts), job, tmp_path / "out")
 
     assert written == [tmp_path / "out" / "model.bin", tmp_path / "out" / "logs" / "run.txt"]
     assert [p.read_bytes() for p in written] == list(files.values())
     assert not list((tmp_path / "out").rglob("*.part"))
+    (receipt,) = receipts  # the buyer signs for what it checked
+    pairs = [(ref.path, ref.sha256) for ref in job.outputs]
+    assert receipt["verdict"] == "accepted"
+    assert receipt["outputs_sha256"] == outputs_digest(pairs)
 
 
 def test_a_mismatched_output_is_not_left_in_place(tmp_path: Path) -> None:
     job = finished([ref_json("a.txt", b"good"), ref_json("b.txt", b"right")])
     files = {"a.txt": b"good", "b.txt": b"wrong"}
 
-    with pytest.raises(OutputMismatch, match=r"'b.txt'.*not\s+saved"):
-        download_outputs(outputs_client(files, []), job, tmp_path)
+    receipts: list[dict[str, Any]] = []
 
+    with pytest.raises(OutputMismatch, match=r"'b.txt'.*not\s+saved"):
+        download_outputs(outputs_client(files, [], receipts), job, tmp_path)
+
+    assert [r["verdict"] for r in receipts] == ["disputed"]
     assert (tmp_path / "a.txt").read_bytes() == b"good"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
 

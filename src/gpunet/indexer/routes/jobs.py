@@ -21,6 +21,7 @@ from gpunet.api.jobs import (
     JOB_ID_PATTERN,
     SHA256_PATTERN,
     CancelIn,
+    ClientReceiptIn,
     EventPage,
     JobDetail,
     JobEvent,
@@ -34,7 +35,7 @@ from gpunet.api.jobs import (
     SessionAccess,
 )
 from gpunet.errors import ValidationError
-from gpunet.indexer import jobs
+from gpunet.indexer import jobs, receipts
 from gpunet.indexer.context import IndexerContext
 from gpunet.indexer.database import session_on
 from gpunet.indexer.deps import Context, ReadSession, Signed
@@ -334,6 +335,32 @@ async def cancel(job_id: str, body: CancelIn, signed: Signed, context: Context) 
         context.dispatch.notify(node_id)
     context.dispatch.wake_matcher()
     return detail
+
+
+@router.post(
+    "/jobs/{job_id}/receipt",
+    summary="Sign for the outputs of a finished job",
+    description="Signed by the buyer, after the node's receipt: `accepted` with the "
+    "digest of the outputs it downloaded and checked, or `disputed`. The body's own "
+    "signature (over `protocol.receipts.client_receipt_message`) is kept with the job. "
+    "Sending the same receipt again changes nothing; a different one is a conflict.",
+    response_model=JobDetail,
+    responses=SIGNED_ERROR_RESPONSES,
+    openapi_extra=SIGNED_OPENAPI,
+)
+async def client_receipt(
+    job_id: str, body: ClientReceiptIn, signed: Signed, context: Context
+) -> JobDetail:
+    _job_id(job_id)
+
+    def change(connection: Connection) -> JobDetail:
+        with session_on(connection) as session:
+            record = jobs.get_job(session, job_id, for_update=True)
+            jobs.require_buyer(record, signed.address)
+            receipts.record_client_receipt(session, record, signed.address, body)
+            return jobs.detail(session, record)
+
+    return await signed.apply(change)
 
 
 @router.get(

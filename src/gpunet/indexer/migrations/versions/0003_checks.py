@@ -1,4 +1,5 @@
-"""Checkers and checks: epochs, panels and votes, penalties, canaries, node reputation.
+"""Checkers and checks: epochs, panels and votes, penalties, canaries, node reputation,
+and the client's receipt of a job.
 
 Nodes registered before this revision start at the reputation prior (0.5 in each
 part) and have no check endpoint until their agent registers again.
@@ -125,6 +126,9 @@ def upgrade() -> None:
             batch_op.f("ix_penalties_node_id_created_at"), ["node_id", "created_at"], unique=False
         )
 
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("client_receipt_json", sa.Text(), nullable=True))
+
     with op.batch_alter_table("nodes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("check_url", sa.String(length=200), nullable=True))
         batch_op.add_column(
@@ -139,6 +143,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("client_receipt_json")
+
     with op.batch_alter_table("nodes", schema=None) as batch_op:
         batch_op.drop_column("rep_delivery")
         batch_op.drop_column("rep_liveness")
