@@ -26,7 +26,16 @@ from gpunet.indexer.matcher import run_matcher
 from gpunet.indexer.metrics import IndexerMetrics
 from gpunet.indexer.middleware import BodyLimitMiddleware, MetricsMiddleware
 from gpunet.indexer.migrate import upgrade_database
-from gpunet.indexer.routes import accounts, checks, health, jobs, nodes, offers, work
+from gpunet.indexer.routes import (
+    accounts,
+    checks,
+    health,
+    jobs,
+    nodes,
+    offers,
+    receipts,
+    work,
+)
 from gpunet.indexer.settings import IndexerSettings, load_settings
 from gpunet.indexer.sweeper import run_sweeper
 
@@ -109,6 +118,7 @@ def create_app(settings: IndexerSettings | None = None, clock: Clock = time.time
         nodes.router,
         offers.router,
         jobs.router,
+        receipts.router,
         work.router,
         accounts.router,
         checks.router,

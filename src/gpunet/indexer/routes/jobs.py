@@ -21,7 +21,6 @@ from gpunet.api.jobs import (
     JOB_ID_PATTERN,
     SHA256_PATTERN,
     CancelIn,
-    ClientReceiptIn,
     EventPage,
     JobDetail,
     JobEvent,
@@ -35,7 +34,7 @@ from gpunet.api.jobs import (
     SessionAccess,
 )
 from gpunet.errors import ValidationError
-from gpunet.indexer import jobs, receipts
+from gpunet.indexer import jobs
 from gpunet.indexer.context import IndexerContext
 from gpunet.indexer.database import session_on
 from gpunet.indexer.deps import Context, ReadSession, Signed
@@ -54,7 +53,7 @@ MAX_WAIT_S = 30.0
 QUOTE_NODES = 5000
 
 
-def _job_id(job_id: str) -> str:
+def job_id_path(job_id: str) -> str:
     import re
 
     if not re.fullmatch(JOB_ID_PATTERN, job_id):
@@ -243,7 +242,7 @@ def list_jobs(
     response_model=JobDetail,
 )
 def get_job(job_id: str, session: ReadSession) -> JobDetail:
-    return jobs.detail(session, jobs.get_job(session, _job_id(job_id)))
+    return jobs.detail(session, jobs.get_job(session, job_id_path(job_id)))
 
 
 async def _long_poll(
@@ -284,7 +283,7 @@ async def job_events(
     after: Annotated[int, Query(ge=0)] = 0,
     wait_s: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0.0,
 ) -> EventPage:
-    _job_id(job_id)
+    job_id_path(job_id)
     events, state = await _long_poll(
         context, job_id, wait_s, partial(_read_events, context, job_id, after)
     )
@@ -303,7 +302,7 @@ async def job_logs(
     after: Annotated[int, Query(ge=0)] = 0,
     wait_s: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0.0,
 ) -> LogPage:
-    _job_id(job_id)
+    job_id_path(job_id)
     lines, state = await _long_poll(
         context, job_id, wait_s, partial(_read_logs, context, job_id, after)
     )
@@ -322,7 +321,7 @@ async def job_logs(
 async def cancel(job_id: str, body: CancelIn, signed: Signed, context: Context) -> JobDetail:
     now = context.clock()
     rules = job_rules(context.settings)
-    _job_id(job_id)
+    job_id_path(job_id)
 
     def change(connection: Connection) -> tuple[JobDetail, str | None]:
         with session_on(connection) as session:
@@ -337,32 +336,6 @@ async def cancel(job_id: str, body: CancelIn, signed: Signed, context: Context) 
     return detail
 
 
-@router.post(
-    "/jobs/{job_id}/receipt",
-    summary="Sign for the outputs of a finished job",
-    description="Signed by the buyer, after the node's receipt: `accepted` with the "
-    "digest of the outputs it downloaded and checked, or `disputed`. The body's own "
-    "signature (over `protocol.receipts.client_receipt_message`) is kept with the job. "
-    "Sending the same receipt again changes nothing; a different one is a conflict.",
-    response_model=JobDetail,
-    responses=SIGNED_ERROR_RESPONSES,
-    openapi_extra=SIGNED_OPENAPI,
-)
-async def client_receipt(
-    job_id: str, body: ClientReceiptIn, signed: Signed, context: Context
-) -> JobDetail:
-    _job_id(job_id)
-
-    def change(connection: Connection) -> JobDetail:
-        with session_on(connection) as session:
-            record = jobs.get_job(session, job_id, for_update=True)
-            jobs.require_buyer(record, signed.address)
-            receipts.record_client_receipt(session, record, signed.address, body)
-            return jobs.detail(session, record)
-
-    return await signed.apply(change)
-
-
 @router.get(
     "/jobs/{job_id}/outputs/{path:path}",
     summary="Download one output",
@@ -373,7 +346,7 @@ async def client_receipt(
     response_class=Response,
 )
 async def get_output(job_id: str, path: str, signed: Signed, context: Context) -> Response:
-    _job_id(job_id)
+    job_id_path(job_id)
     await signed.burn()
 
     def read() -> bytes:
@@ -397,7 +370,7 @@ async def get_output(job_id: str, path: str, signed: Signed, context: Context) -
     openapi_extra=SIGNED_OPENAPI,
 )
 async def session_access(job_id: str, signed: Signed, context: Context) -> SessionAccess:
-    _job_id(job_id)
+    job_id_path(job_id)
     await signed.burn()
 
     def read() -> SessionAccess:
