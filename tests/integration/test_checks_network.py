@@ -36,10 +36,16 @@ CAUGHT_TIMEOUT_S = 120.0
 
 
 @contextlib.contextmanager
-def lying_network(root: Path, lie: str) -> Iterator[LocalNetwork]:
+def lying_network(root: Path, lie: str, canaries: int = 1) -> Iterator[LocalNetwork]:
     """Two honest nodes, one started with ``--misbehave lie``, and three checkers."""
     spec = NetworkSpec(
-        nodes=3, port=free_port(), heartbeat_s=1.0, checkers=3, epoch_s=10.0, lying_node=lie
+        nodes=3,
+        port=free_port(),
+        heartbeat_s=1.0,
+        checkers=3,
+        epoch_s=10.0,
+        lying_node=lie,
+        canaries_per_epoch=canaries,
     )
     network = LocalNetwork(spec, root)
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("GPUNET_")}
@@ -52,6 +58,18 @@ def lying_network(root: Path, lie: str) -> Iterator[LocalNetwork]:
         for key in ("GPUNET_KEY_KDF", "GPUNET_KEY_KDF_ITERATIONS"):
             os.environ.pop(key, None)
         os.environ.update(saved)
+
+
+def _record(client: Client, node_id: str) -> str:
+    """The node's checks and penalties, one line each, for a failure message."""
+    try:
+        record = client.node_checks(node_id)
+    except ApiError as exc:
+        return f"unreadable ({exc})"
+    lines = [
+        f"{c.epoch} {c.kind} {c.verdict} {c.finding} votes={len(c.votes)}" for c in record.checks
+    ]
+    return "\n".join([*lines, f"penalties: {[p.kind for p in record.penalties]}"])
 
 
 def _failed(record: NodeChecks, kind: str, finding: str = "") -> bool:
@@ -78,9 +96,14 @@ OTHER_LIES: dict[str, Callable[[NodeChecks], bool]] = {
 }
 
 
+# A canary makes a node busy, and a busy offline-idle liar answers its pings: without
+# canaries it is idle, and so silent, whenever a panel probes it.
+CANARIES = {"offline-idle": 0}
+
+
 @pytest.mark.parametrize("lie", sorted(OTHER_LIES))
 def test_each_kind_of_lie_is_caught_and_honest_nodes_stay_clean(tmp_path: Path, lie: str) -> None:
-    with lying_network(tmp_path / "net", lie) as network:
+    with lying_network(tmp_path / "net", lie, CANARIES.get(lie, 1)) as network:
         honest, liar = node_ids(network)
         with network.client() as client:
 
@@ -90,7 +113,10 @@ def test_each_kind_of_lie_is_caught_and_honest_nodes_stay_clean(tmp_path: Path, 
                 except ApiError:  # not registered yet
                     return False
 
-            wait_for(caught, f"the panels to catch {lie}", CAUGHT_TIMEOUT_S)
+            try:
+                wait_for(caught, f"the panels to catch {lie}", CAUGHT_TIMEOUT_S)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the liar's record: {_record(client, liar)}") from None
             for node_id in honest:
                 clean = client.node_checks(node_id)
                 assert [c.finding for c in clean.checks if c.verdict == "fail"] == []

@@ -63,6 +63,8 @@ class NetworkSpec:
     epoch_s: float = 15.0
     # A --misbehave mode for the last node, to watch the checkers catch it.
     lying_node: str | None = None
+    # Canary jobs per epoch (0: none, so a node stays idle between buyers' jobs).
+    canaries_per_epoch: int = 1
 
     @property
     def timeout_s(self) -> float:
@@ -303,7 +305,7 @@ class LocalNetwork:
         return {
             "GPUNET_EPOCH_S": f"{self.spec.epoch_s:g}",
             "GPUNET_CHECK_WINDOW_S": f"{self.spec.epoch_s * 0.8:g}",
-            "GPUNET_CANARIES_PER_EPOCH": "1",
+            "GPUNET_CANARIES_PER_EPOCH": str(self.spec.canaries_per_epoch),
             "GPUNET_CHECK_TICK_S": "0.5",
             # Every node shares this machine's cores with the others and the checkers.
             "GPUNET_CAPACITY_DEADLINE_FACTOR": "4",
