@@ -24,6 +24,7 @@ import bench_heartbeats
 import bench_jobs
 import bench_matching
 import bench_offers
+import bench_settlement
 import bench_sim
 from harness import REPO_ROOT
 from report import Figure, Section, results_markdown
@@ -40,6 +41,7 @@ BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("matching", bench_matching.run),
     ("jobs", bench_jobs.run),
     ("checks", bench_checks.run),
+    ("settlement", bench_settlement.run),
 )
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 
