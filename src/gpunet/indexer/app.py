@@ -34,6 +34,7 @@ from gpunet.indexer.routes import (
     nodes,
     offers,
     receipts,
+    rewards,
     work,
 )
 from gpunet.indexer.settings import IndexerSettings, load_settings
@@ -57,6 +58,7 @@ TAGS = [
     {"name": "work", "description": "Nodes: wait for work, start, log, bill, finish."},
     {"name": "accounts", "description": "Deposits, withdrawals, balances and earnings."},
     {"name": "checks", "description": "Checkers: tasks, signed results, votes, reputation."},
+    {"name": "rewards", "description": "Epoch settlements and reward claims with proofs."},
     {"name": "operations", "description": "Health and Prometheus metrics of the indexer."},
 ]
 
@@ -122,6 +124,7 @@ def create_app(settings: IndexerSettings | None = None, clock: Clock = time.time
         work.router,
         accounts.router,
         checks.router,
+        rewards.router,
     )
     for router in routers:
         app.include_router(router)

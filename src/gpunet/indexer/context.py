@@ -16,6 +16,7 @@ from gpunet.indexer.database import Database
 from gpunet.indexer.dispatch import Dispatcher
 from gpunet.indexer.metrics import IndexerMetrics
 from gpunet.indexer.settings import IndexerSettings
+from gpunet.indexer.settlement import ChainPoster
 
 Clock = Callable[[], float]
 
@@ -29,6 +30,8 @@ class IndexerContext:
     database: Database
     metrics: IndexerMetrics
     dispatch: Dispatcher = field(default_factory=Dispatcher)
+    # Where settled epochs' roots and stake slashes go; None: they stay in the store.
+    chain: ChainPoster | None = None
 
     def liveness_cutoff(self, now: float) -> float:
         """Nodes whose last heartbeat is before this are offline at ``now``."""

@@ -356,3 +356,57 @@ class CanaryRecord(Base):
     check_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     __table_args__ = (Index(None, "node_id", "created_at"), Index(None, "check_id"))
+
+
+class SettlementRecord(Base):
+    """One epoch's settlement: its totals, its reward tree's root, and where it went.
+
+    ``status`` is ``computed`` (stored, not yet on chain), ``posted`` (the root is on
+    the reward distributor), ``empty`` (nothing to pay: no tree, nothing to post) or
+    ``local`` (no chain is configured; the leaves stay here). Amounts are token base
+    units as decimal strings, too big for BIGINT.
+    """
+
+    __tablename__ = "settlements"
+
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    settled_at: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    root: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    reward_total: Mapped[str] = mapped_column(String(80))
+    fee_total: Mapped[str] = mapped_column(String(80))
+    carry_out: Mapped[str] = mapped_column(String(80))  # dust carried to the next epoch
+    leaves: Mapped[int] = mapped_column(Integer)
+    summary_json: Mapped[str] = mapped_column(Text)  # the parts' budgets and payouts
+    posted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    post_tx: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    post_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index(None, "status"),)
+
+
+class RewardLeafRecord(Base):
+    """One account's leaf of an epoch's reward tree: what it may claim, and the proof's input."""
+
+    __tablename__ = "reward_leaves"
+
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    account: Mapped[str] = mapped_column(String(42), primary_key=True)
+    reward: Mapped[str] = mapped_column(String(80))
+    fee: Mapped[str] = mapped_column(String(80))
+
+    __table_args__ = (Index(None, "account", "epoch"),)
+
+
+class StakeSlashRecord(Base):
+    """The part of an epoch's penalties that its rewards could not cover: slashed on chain."""
+
+    __tablename__ = "stake_slashes"
+
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    account: Mapped[str] = mapped_column(String(42), primary_key=True)
+    amount: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16))  # pending, applied or local
+    applied_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    taken: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    tx: Mapped[str | None] = mapped_column(String(80), nullable=True)

@@ -76,6 +76,22 @@ class IndexerSettings(BaseSettings):
     canaries_per_epoch: int = Field(
         default=2, ge=0, le=1000, description="canary jobs sent to each node per epoch"
     )
+    tge_at: float | None = Field(
+        default=None,
+        ge=0,
+        description="unix time of the token generation event, where emission starts; "
+        "default: the chain deployment's, else the first epoch's start",
+    )
+    chain_dir: Path | None = Field(
+        default=None,
+        description="the chain's data dir (gpunet chain deploy): its deployment record, "
+        "and the in-process chain's state; unset: epochs settle without a chain",
+    )
+    chain_key: str | None = Field(
+        default=None,
+        description="name of the key (in the keys dir) that posts roots and slashes on a "
+        "JSON-RPC chain; the in-process chain needs none",
+    )
 
     @model_validator(mode="after")
     def _timeout_exceeds_interval(self) -> Self:
