@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from gpunet import __version__
 from gpunet.cli import (
     accounts,
+    chain,
     checker,
     demo,
     indexer,
@@ -25,6 +26,7 @@ from gpunet.cli import (
     node,
     sessions,
     sim,
+    staking,
 )
 from gpunet.cli.console import ERROR_EXIT_CODE, print_error
 from gpunet.errors import GpunetError
@@ -67,6 +69,15 @@ app.command("deposit")(accounts.deposit)
 app.command("withdraw")(accounts.withdraw)
 app.command("balance")(accounts.balance)
 app.command("earnings")(accounts.earnings)
+app.add_typer(chain.app, name="chain")
+app.command("claim")(chain.claim)
+app.command("stake")(staking.stake)
+app.command("unstake")(staking.unstake)
+app.command("lock")(staking.lock)
+app.command("unlock")(staking.unlock)
+app.add_typer(staking.partner_app, name="partner")
+app.add_typer(chain.vesting_app, name="vesting")
+app.command("supply")(chain.supply)
 
 
 def _version(value: bool) -> None:
