@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gpunet import __version__
+from gpunet.indexer.chain_link import open_chain_link
 from gpunet.indexer.check_loop import run_check_loop
 from gpunet.indexer.context import Clock, IndexerContext, app_context
 from gpunet.indexer.database import Database, ensure_sqlite_directory, make_engine
@@ -104,7 +105,11 @@ def create_app(settings: IndexerSettings | None = None, clock: Clock = time.time
     settings = settings if settings is not None else load_settings()
     database = Database.from_engine(make_engine(settings.resolved_database_url()))
     context = IndexerContext(
-        settings=settings, clock=clock, database=database, metrics=IndexerMetrics.create()
+        settings=settings,
+        clock=clock,
+        database=database,
+        metrics=IndexerMetrics.create(),
+        chain=open_chain_link(settings),
     )
     app = FastAPI(
         title="gpunet indexer",
