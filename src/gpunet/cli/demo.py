@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from gpunet.cli import demo_checks, demo_jobs
+from gpunet.cli import demo_chain, demo_checks, demo_jobs
 from gpunet.cli.console import out
 from gpunet.cli.listing import nodes_table, offers_table
 from gpunet.cli.localnet import MAX_NODES, LocalNetwork, NetworkSpec, free_port, wait_until
@@ -125,7 +125,10 @@ def demo(
     ] = None,
     checks: Annotated[
         bool,
-        typer.Option(help="End with checkers catching a lying node (a second local network)."),
+        typer.Option(
+            help="End with checkers catching a lying node and epochs settling on chain "
+            "(a second local network)."
+        ),
     ] = True,
 ) -> None:
     """Start a local network, query it, run jobs, take nodes down and up again, then stop.
@@ -134,8 +137,11 @@ def demo(
     a checkpointed job is killed and the job resumes on another node, the lost attempt
     unpaid. One node leaves cleanly; another is killed and must be noticed by its
     silence. Then a second network with three checkers and a lying node shows the
-    checkers catching it: failed checks, penalties, and the lowest reputation. Exits 0
-    when every step showed what it should, 2 otherwise. Takes about two minutes.
+    checkers catching it: failed checks, penalties, and the lowest reputation. That
+    network settles each epoch on an in-process EVM chain: an honest operator claims
+    its reward with a Merkle proof, a holder locks tokens and earns a partner's token,
+    and the supply shows where every token is. Exits 0 when every step showed what it
+    should, 2 otherwise. Takes about two minutes.
     """
     root = data_dir or Path(tempfile.mkdtemp(prefix="gpunet-demo-"))
     spec = NetworkSpec(nodes=nodes, port=port or free_port(), heartbeat_s=DEMO_HEARTBEAT_S)
@@ -213,6 +219,16 @@ def run_checks_tour(tour: Tour, root: Path) -> None:
                 "the liar's failed checks, its penalties, and its reputation last",
                 lambda: demo_checks.show_verdicts(network, client),
             )
+            honest = next(iter(network.nodes))
+            checks_tour.step(
+                f"an epoch settles on chain; {honest}'s operator claims its reward",
+                lambda: demo_chain.settle_and_claim(network, client, honest),
+            )
+            checks_tour.step(
+                "a holder locks tokens and earns a partner's token",
+                lambda: demo_chain.stake_and_earn(network),
+            )
+            checks_tour.step("where the fixed supply is", lambda: demo_chain.show_supply(network))
             checks_tour.step("stop the checkers' network", network.stop)
     finally:
         network.stop()

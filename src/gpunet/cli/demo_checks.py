@@ -31,7 +31,7 @@ class CheckDemoFailed(GpunetError):
 
 
 def checks_network(root: Path, nodes: int, heartbeat_s: float) -> LocalNetwork:
-    """Honest nodes plus one liar (the last node) and three checkers."""
+    """Honest nodes plus one liar (the last node), three checkers and a local chain."""
     spec = NetworkSpec(
         nodes=nodes,
         port=free_port(),
@@ -39,6 +39,7 @@ def checks_network(root: Path, nodes: int, heartbeat_s: float) -> LocalNetwork:
         checkers=3,
         epoch_s=DEMO_EPOCH_S,
         lying_node=LIE,
+        chain=True,
     )
     return LocalNetwork(spec, root)
 

@@ -65,6 +65,8 @@ class NetworkSpec:
     lying_node: str | None = None
     # Canary jobs per epoch (0: none, so a node stays idle between buyers' jobs).
     canaries_per_epoch: int = 1
+    # An in-process chain in <root>/chain: epochs settle on it (the token contracts).
+    chain: bool = False
 
     @property
     def timeout_s(self) -> float:
@@ -95,6 +97,10 @@ class Layout:
         return self.root / "logs"
 
     @property
+    def chain_dir(self) -> Path:
+        return self.root / "chain"
+
+    @property
     def password_file(self) -> Path:
         return self.root / "password"
 
@@ -103,6 +109,32 @@ class Layout:
 
     def log(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
+
+
+# The local network's chain: claimed rewards pay at once (no vesting) so a demo can
+# show them; everything else is the deployment defaults (examples/chain/local.toml).
+LOCAL_CHAIN_CONFIG: dict[str, dict[str, int]] = {"rewards": {"reward_vest_s": 0}}
+
+
+def ensure_local_chain(chain_dir: Path) -> bool:
+    """Deploy the contracts on the in-process chain in ``chain_dir`` unless recorded there.
+
+    Returns True when it deployed. The state is the chain's journal in ``chain_dir``,
+    so a later ``gpunet up`` on the same data dir finds the same contracts and balances.
+    """
+    from gpunet.chain.config import parse_config
+    from gpunet.chain.deploy import deploy_system, record_path, save_deployment
+    from gpunet.chain.inprocess import InProcessChain
+
+    backend = InProcessChain(chain_dir)
+    try:
+        if record_path(chain_dir, backend.chain_id).exists():
+            return False
+        deployment = deploy_system(backend, parse_config(LOCAL_CHAIN_CONFIG, "local network"))
+        save_deployment(chain_dir, deployment)
+        return True
+    finally:
+        backend.close()
 
 
 def node_name(index: int) -> str:
@@ -257,6 +289,8 @@ class LocalNetwork:
             directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.layout.keys_dir, 0o700)
         require_free_port(self.spec.host, self.spec.port)
+        if self.spec.chain:
+            ensure_local_chain(self.layout.chain_dir)
 
     def _take_lock(self) -> None:
         lock = (self.layout.root / "up.lock").open("w")
@@ -309,6 +343,7 @@ class LocalNetwork:
             "GPUNET_CHECK_TICK_S": "0.5",
             # Every node shares this machine's cores with the others and the checkers.
             "GPUNET_CAPACITY_DEADLINE_FACTOR": "4",
+            **({"GPUNET_CHAIN_DIR": str(self.layout.chain_dir)} if self.spec.chain else {}),
         }
 
     def _checker_argv(self, index: int) -> list[str]:

@@ -24,6 +24,7 @@ from gpunet.cli import (
     listing,
     network,
     node,
+    rewards,
     sessions,
     sim,
     staking,
@@ -78,6 +79,8 @@ app.command("unlock")(staking.unlock)
 app.add_typer(staking.partner_app, name="partner")
 app.add_typer(chain.vesting_app, name="vesting")
 app.command("supply")(chain.supply)
+app.command("settlements")(rewards.settlements)
+app.command("rewards")(rewards.rewards)
 
 
 def _version(value: bool) -> None:

@@ -61,6 +61,14 @@ def up(
             show_default=False,
         ),
     ] = None,
+    chain: Annotated[
+        bool,
+        typer.Option(
+            "--chain/--no-chain",
+            help="Settle epochs on an in-process EVM chain kept in DATA_DIR/chain "
+            "(deployed on the first run; `gpunet claim`, `gpunet supply` use it).",
+        ),
+    ] = True,
     run_for: Annotated[
         float | None,
         typer.Option(
@@ -91,6 +99,7 @@ def up(
         checkers=checkers,
         epoch_s=epoch,
         lying_node=lying_node,
+        chain=chain,
     )
     network = LocalNetwork(spec, data_dir)
     stop = threading.Event()

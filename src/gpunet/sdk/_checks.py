@@ -6,7 +6,9 @@ that the sync and async clients send; nothing here does I/O.
 
 Signed: ``register_checker``, ``checker_tasks`` (long poll), ``report_check`` and
 ``check_output`` (a panel member reads an output of the job a delivery check is about).
-Anyone: ``list_checkers``, ``get_checker``, ``node_checks``, ``get_check``.
+Anyone: ``list_checkers``, ``get_checker``, ``node_checks``, ``get_check``, and the
+settlements the checks lead to: ``settlements``, ``settlement``, ``rewards`` (an
+account's reward claims with their Merkle proofs).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gpunet.api.checks import (
     TaskBatch,
 )
 from gpunet.api.jobs import SHA256_PATTERN
+from gpunet.api.rewards import RewardClaims, SettlementList, SettlementPublic
 from gpunet.errors import ValidationError
 from gpunet.sdk._core import ApiCore, Call, _bytes, _model, _node_path, _seconds
 
@@ -78,6 +81,21 @@ class CheckCalls:
 
     def get_check(self, check_id: str) -> Call[CheckPublic]:
         return self.core._get(_check_path(check_id), {}, _model(CheckPublic))
+
+    def settlements(self, limit: int) -> Call[SettlementList]:
+        if not 1 <= limit <= MAX_CHECKS_LIMIT:
+            raise ValidationError("limit", limit, f"must be between 1 and {MAX_CHECKS_LIMIT}")
+        return self.core._get("/v1/settlements", {"limit": limit}, _model(SettlementList))
+
+    def settlement(self, epoch: int) -> Call[SettlementPublic]:
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValidationError("epoch", epoch, "an epoch is a whole number, 0 or more")
+        return self.core._get(f"/v1/settlements/{epoch}", {}, _model(SettlementPublic))
+
+    def rewards(self, account: str) -> Call[RewardClaims]:
+        if not isinstance(account, str) or not _ADDRESS.fullmatch(account):
+            raise ValidationError("account", account, "write an address as 0x and 40 hex digits")
+        return self.core._get(f"/v1/rewards/{account}", {}, _model(RewardClaims))
 
 
 def _check_path(check_id: str) -> str:

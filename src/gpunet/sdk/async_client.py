@@ -42,6 +42,7 @@ from gpunet.api.models import (
     NodeRegistration,
     OfferList,
 )
+from gpunet.api.rewards import RewardClaims, SettlementList, SettlementPublic
 from gpunet.sdk._checks import CheckCalls
 from gpunet.sdk._core import DEFAULT_INDEXER_URL, DEFAULT_TIMEOUT_S, ApiCore, Call
 
@@ -227,6 +228,18 @@ class AsyncClient:
     async def node_checks(self, node_id: str, limit: int = 50) -> NodeChecks:
         """A node's latest checks with their votes, its reputation and its penalties."""
         return await self._send(self.checks.node_checks(node_id, limit))
+
+    async def settlements(self, limit: int = 20) -> SettlementList:
+        """Settled epochs, newest first: roots, totals, budget parts, chain status."""
+        return await self._send(self.checks.settlements(limit))
+
+    async def settlement(self, epoch: int) -> SettlementPublic:
+        """One settled epoch (NotFoundError while it is not settled)."""
+        return await self._send(self.checks.settlement(epoch))
+
+    async def rewards(self, account: str) -> RewardClaims:
+        """The account's reward claims, newest first, each with its Merkle proof."""
+        return await self._send(self.checks.rewards(account))
 
     async def get_check(self, check_id: str) -> CheckPublic:
         return await self._send(self.checks.get_check(check_id))

@@ -42,6 +42,7 @@ from gpunet.api.models import (
     NodeRegistration,
     OfferList,
 )
+from gpunet.api.rewards import RewardClaims, SettlementList, SettlementPublic
 from gpunet.sdk._checks import CheckCalls
 from gpunet.sdk._core import DEFAULT_INDEXER_URL, DEFAULT_TIMEOUT_S, ApiCore, Call
 
@@ -223,6 +224,18 @@ class Client:
     def node_checks(self, node_id: str, limit: int = 50) -> NodeChecks:
         """A node's latest checks with their votes, its reputation and its penalties."""
         return self._send(self.checks.node_checks(node_id, limit))
+
+    def settlements(self, limit: int = 20) -> SettlementList:
+        """Settled epochs, newest first: roots, totals, budget parts, chain status."""
+        return self._send(self.checks.settlements(limit))
+
+    def settlement(self, epoch: int) -> SettlementPublic:
+        """One settled epoch (NotFoundError while it is not settled)."""
+        return self._send(self.checks.settlement(epoch))
+
+    def rewards(self, account: str) -> RewardClaims:
+        """The account's reward claims, newest first, each with its Merkle proof."""
+        return self._send(self.checks.rewards(account))
 
     def get_check(self, check_id: str) -> CheckPublic:
         return self._send(self.checks.get_check(check_id))
