@@ -20,6 +20,7 @@ from pathlib import Path
 
 import bench_agent
 import bench_checks
+import bench_gas
 import bench_heartbeats
 import bench_jobs
 import bench_matching
@@ -42,6 +43,7 @@ BENCHMARKS: tuple[tuple[str, Benchmark], ...] = (
     ("jobs", bench_jobs.run),
     ("checks", bench_checks.run),
     ("settlement", bench_settlement.run),
+    ("gas", bench_gas.run),
 )
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -29,6 +29,8 @@ class Receipt:
     timestamp: int
     events: list[Event] = field(default_factory=list)
     contract_address: str | None = None
+    # Gas of the execution alone, without the 21,000 base and calldata (in-process only).
+    execution_gas: int | None = None
 
     def events_named(self, name: str) -> list[Event]:
         """The events called ``name``, in log order."""

@@ -217,6 +217,7 @@ class InProcessChain:
             timestamp=int(entry["ts"]),
             events=events,
             contract_address=created,
+            execution_gas=execution,
         )
 
     def _set_block(self, timestamp: int, number: int) -> None:
