@@ -102,7 +102,7 @@ def test_up_stops_cleanly_on_sigterm(tmp_path: Path, env: dict[str, str]) -> Non
 
 
 @pytest.mark.timeout(360)
-def test_demo_passes_and_shows_the_checkers_catching_a_lying_node(
+def test_demo_passes_shows_a_liar_caught_and_an_epoch_settled_on_chain(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     demo = subprocess.run(
@@ -119,4 +119,9 @@ def test_demo_passes_and_shows_the_checkers_catching_a_lying_node(
     assert "error: price: expected a number" in demo.stdout  # the bad query, shown
     assert "checks of the lying node" in demo.stdout
     assert "penalty below_spec" in demo.stdout or "penalty malicious" in demo.stdout
+    # The chain part: a root posted, an operator paid, a holder paid in a partner token.
+    assert "posted to the reward distributor" in demo.stdout
+    assert "'s operator 0x" in demo.stdout and " claimed epoch(s) " in demo.stdout
+    assert "PCR (10 a second)" in demo.stdout
+    assert "the fixed supply, where it is" in demo.stdout
     assert processes_using(tmp_path / "demo") == []
