@@ -71,11 +71,31 @@ def test_up_runs_for_a_while_then_stops_everything(tmp_path: Path, env: dict[str
     assert "registered node" in (data_dir / "logs" / "node-2.log").read_text()
     ids = node_ids(data_dir)
     assert len(set(ids)) == 2
+    # The in-process chain deployed on the first run; lock tokens on it between runs.
+    (record,) = (data_dir / "chain").glob("deployment-*.json")
+    deployed = record.read_text()
+    chain_env = {**env, "GPUNET_CHAIN_DIR": str(data_dir / "chain")}
+    # Schedule 2 is the ecosystem pool's, half of it unlocked at the TGE (to the treasury,
+    # which on a local chain is the sender every command uses by default).
+    released = subprocess.run(
+        gpunet("vesting", "release", "2"), env=chain_env, capture_output=True, text=True
+    )
+    assert released.returncode == 0, released.stderr
+    locked = subprocess.run(
+        gpunet("lock", "10", "--duration", "1w"), env=chain_env, capture_output=True, text=True
+    )
+    assert locked.returncode == 0, locked.stderr
 
-    second = run_up(data_dir, env, seconds=5)  # same data dir: same keys, ids, registry
+    second = run_up(data_dir, env, seconds=5)  # same data dir: same keys, ids, registry, chain
 
     assert second.returncode == 0, second.stdout + second.stderr
     assert node_ids(data_dir) == ids
+    assert record.read_text() == deployed
+    supply = subprocess.run(
+        gpunet("supply", "--json"), env=chain_env, capture_output=True, text=True
+    )
+    assert supply.returncode == 0, supply.stderr
+    assert json.loads(supply.stdout)["staked"] == str(10 * 10**18)
     assert sorted(p.name for p in (data_dir / "keys").iterdir()) == ["node-1.json", "node-2.json"]
     for node_id in ids:
         assert node_id in second.stdout
