@@ -18,9 +18,12 @@ from eth_account.signers.local import LocalAccount
 from gpunet.chain.artifacts import Artifacts
 from gpunet.chain.client import Chain
 from gpunet.chain.config import parse_config
-from gpunet.chain.deploy import deploy_system
+from gpunet.chain.deploy import deploy_system, save_deployment
 from gpunet.chain.errors import ChainRevert
 from gpunet.chain.rpc import RpcChain
+from gpunet.indexer.chain_link import PASSWORD_ENV, RPC_URL_ENV, ChainLink, open_chain_link
+from gpunet.indexer.settings import load_settings
+from gpunet.keys import import_key
 from gpunet.protocol.reward_tree import RewardLeaf, build_tree
 from gpunet.protocol.units import ONE_TOKEN
 
@@ -33,6 +36,10 @@ HARDHAT_KEYS = (
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
 )
 DAY = 86_400
+# Hardhat's account 2, a staker used only by the chain link test.
+STAKER_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+# Far from the epochs the other tests post on the shared deployment.
+LINK_EPOCH = 9_001
 
 
 def evm_url() -> str:
@@ -116,3 +123,47 @@ def test_a_revert_reason_reaches_the_caller(chain: Chain, accounts: list[LocalAc
         holder.lock(ONE_TOKEN, 60)
     with pytest.raises(ChainRevert, match=r"^access_control: account is missing role$"):
         holder.add_reward_token(chain.token.address)
+
+
+def test_indexer_chain_link_posts_roots_and_slashes(
+    chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indexer's link, opened from a saved deployment record and a keystore the way
+    the indexer opens it, posts an epoch that its leaf then claims, and slashes."""
+    link = open_link(chain, tmp_path, monkeypatch)
+    assert link.tge_at == chain.deployment.tge
+    staker = Account.from_key(STAKER_KEY)
+    reward = 5 * ONE_TOKEN
+    tree = build_tree(
+        LINK_EPOCH, [RewardLeaf(staker.address, reward, 0), RewardLeaf("0x" + "c3" * 20, 1, 0)]
+    )
+    assert tree is not None
+    chain.backend.advance_time(DAY)  # let the emission cap pass the epoch's total
+    assert link.post_epoch(LINK_EPOCH, tree.root, reward + 1, 0).startswith("0x")
+
+    holder = as_account(chain, staker)
+    holder.claim(LINK_EPOCH, staker.address, reward, 0, tree.proof(staker.address))
+    assert chain.balance(staker.address) == reward
+    holder.stake_collateral(reward)
+    assert link.slash(staker.address, 2 * ONE_TOKEN, "failed a check")[0] == 2 * ONE_TOKEN
+    assert chain.staking.call("collateral_of", staker.address) == 3 * ONE_TOKEN
+    # Asked for more than is at stake, the slash takes what there is.
+    assert link.slash(staker.address, 10 * ONE_TOKEN, "x" * 100)[0] == 3 * ONE_TOKEN
+    assert chain.staking.call("collateral_of", staker.address) == 0
+
+
+def open_link(chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ChainLink:
+    """The indexer's ChainLink to ``chain``'s deployment, signing with account 0's key
+    read from a keystore (fast KDF) in a temporary keys dir."""
+    chain_dir, keys_dir = tmp_path / "chain", tmp_path / "keys"
+    save_deployment(chain_dir, chain.deployment)
+    import_key("settler", HARDHAT_KEYS[0], "settler-pw", keys_dir, kdf="pbkdf2", iterations=2)
+    monkeypatch.setenv(RPC_URL_ENV, evm_url())
+    monkeypatch.setenv(PASSWORD_ENV, "settler-pw")
+    settings = load_settings(
+        data_dir=tmp_path / "indexer", chain_dir=chain_dir, chain_key="settler"
+    )
+    link = open_chain_link(settings, keys_dir)
+    assert link is not None
+    assert link.chain.sender == Account.from_key(HARDHAT_KEYS[0]).address
+    return link

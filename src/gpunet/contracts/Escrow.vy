@@ -93,16 +93,21 @@ def __init__(
 @nonreentrant
 def deposit(amount: uint256):
     """
-    @dev Pulls `amount` from the caller (approve first) and credits their balance.
+    @dev Pulls `amount` from the caller (approve first) and credits what arrived:
+         a token that charges a fee on transfer credits less than `amount`, so the
+         deposits never exceed what the escrow holds.
     @param amount Base units of the payment token, more than 0.
     """
     assert amount != 0, "escrow: zero amount"
-    self.balance_of[msg.sender] += amount
-    self.total_deposits += amount
+    held: uint256 = staticcall IERC20(payment_token).balanceOf(self)
     assert extcall IERC20(payment_token).transferFrom(
         msg.sender, self, amount, default_return_value=True
     ), "escrow: transfer failed"
-    log Deposited(client=msg.sender, amount=amount)
+    received: uint256 = staticcall IERC20(payment_token).balanceOf(self) - held
+    assert received != 0, "escrow: nothing received"
+    self.balance_of[msg.sender] += received
+    self.total_deposits += received
+    log Deposited(client=msg.sender, amount=received)
 
 
 @external

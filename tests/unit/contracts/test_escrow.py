@@ -273,3 +273,48 @@ def test_escrow_in_the_gpunet_token_itself(
         assert escrow.settle(0, [alice], [10_000]) == 9_000
     assert distributor.fee_funded(0) == 9_000
     assert token.balanceOf(distributor.address) == 10**24 + 9_000
+
+
+# ---------------------------------------------------------------- fee-on-transfer tokens
+# A payment token that keeps 1% of every transfer: the escrow must credit what arrived.
+FEE_TOKEN = """
+# pragma version ~=0.4.3
+balanceOf: public(HashMap[address, uint256])
+allowance: public(HashMap[address, HashMap[address, uint256]])
+
+@deploy
+def __init__(holder: address, supply: uint256):
+    self.balanceOf[holder] = supply
+
+@external
+def approve(spender: address, amount: uint256) -> bool:
+    self.allowance[msg.sender][spender] = amount
+    return True
+
+@external
+def transfer(to: address, amount: uint256) -> bool:
+    self.balanceOf[msg.sender] -= amount
+    self.balanceOf[to] += amount - amount // 100
+    return True
+
+@external
+def transferFrom(owner: address, to: address, amount: uint256) -> bool:
+    self.allowance[owner][msg.sender] -= amount
+    self.balanceOf[owner] -= amount
+    self.balanceOf[to] += amount - amount // 100
+    return True
+"""
+
+
+def test_a_fee_on_transfer_token_credits_only_what_arrived(
+    admin: str, treasury: str, alice: str, fee_distributor: Any
+) -> None:
+    token = boa.loads(FEE_TOKEN, alice, 10_000)
+    escrow = load("Escrow", token.address, admin, treasury, fee_distributor.address, ESCROW_FEE_BPS)
+    with boa.env.prank(alice):
+        token.approve(escrow.address, 1_000)
+        escrow.deposit(1_000)
+    assert escrow.balance_of(alice) == 990 == token.balanceOf(escrow.address)
+    assert escrow.total_deposits() == 990
+    with boa.env.prank(alice), boa.reverts("escrow: insufficient balance"):
+        escrow.withdraw(1_000)
