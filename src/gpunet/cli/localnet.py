@@ -67,6 +67,9 @@ class NetworkSpec:
     canaries_per_epoch: int = 1
     # An in-process chain in <root>/chain: epochs settle on it (the token contracts).
     chain: bool = False
+    # Stretches capacity deadlines: every node shares this machine's cores with the
+    # others and the checkers (a timing liar, claim-faster, needs it small to be caught).
+    capacity_deadline_factor: float = 4.0
 
     @property
     def timeout_s(self) -> float:
@@ -341,8 +344,7 @@ class LocalNetwork:
             "GPUNET_CHECK_WINDOW_S": f"{self.spec.epoch_s * 0.8:g}",
             "GPUNET_CANARIES_PER_EPOCH": str(self.spec.canaries_per_epoch),
             "GPUNET_CHECK_TICK_S": "0.5",
-            # Every node shares this machine's cores with the others and the checkers.
-            "GPUNET_CAPACITY_DEADLINE_FACTOR": "4",
+            "GPUNET_CAPACITY_DEADLINE_FACTOR": f"{self.spec.capacity_deadline_factor:g}",
             **({"GPUNET_CHAIN_DIR": str(self.layout.chain_dir)} if self.spec.chain else {}),
         }
 
