@@ -17,6 +17,7 @@ from gpunet.cli import (
     accounts,
     chain,
     checker,
+    claims,
     demo,
     indexer,
     jobs,
@@ -71,7 +72,7 @@ app.command("withdraw")(accounts.withdraw)
 app.command("balance")(accounts.balance)
 app.command("earnings")(accounts.earnings)
 app.add_typer(chain.app, name="chain")
-app.command("claim")(chain.claim)
+app.command("claim")(claims.claim)
 app.command("stake")(staking.stake)
 app.command("unstake")(staking.unstake)
 app.command("lock")(staking.lock)
