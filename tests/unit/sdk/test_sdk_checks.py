@@ -195,6 +195,9 @@ def test_reads_need_no_account(answer_json: JsonAnswer) -> None:
         (lambda api: api.get_checker("0x123"), "address"),
         (lambda api: api.node_checks(NODE_ID, limit=0), "limit"),
         (lambda api: api.check_output(CHECK_ID, "ABC"), "sha256"),
+        (lambda api: api.settlements(limit=0), "limit"),
+        (lambda api: api.settlement(-1), "epoch"),
+        (lambda api: api.rewards("alice"), "account"),
     ],
 )
 def test_bad_arguments_fail_before_sending(
@@ -208,6 +211,41 @@ def test_bad_arguments_fail_before_sending(
 
     assert caught.value.field == field
     assert seen == []
+
+
+def test_settlements_and_rewards_are_plain_reads(answer_json: JsonAnswer) -> None:
+    seen: list[httpx.Request] = []
+    account = "0x" + "0a" * 20
+    part = {"emission": "10", "budget": "12", "paid": "11", "carry": "1"}
+    settled = {
+        "epoch": 7,
+        "settled_at": WHEN,
+        "status": "posted",
+        "root": "0x" + "11" * 32,
+        "reward_total": "33",
+        "fee_total": "0",
+        "carry_out": "3",
+        "leaves": 2,
+        "parts": {"capacity": part, "delivery": part, "checkers": part},
+        "slashed": {},
+        "posted_at": WHEN,
+        "post_tx": "0x" + "22" * 32,
+        "post_error": None,
+    }
+    claim = {"epoch": 7, "reward": "11", "fee": "0", "proof": ["0x" + "33" * 32],
+             "root": settled["root"], "status": "posted"}  # fmt: skip
+    answers = {
+        "/v1/settlements": {"settlements": [settled]},
+        "/v1/settlements/7": settled,
+        f"/v1/rewards/{account}": {"account": account, "claims": [claim]},
+    }
+    api = client(lambda r: answer_json(200, answers[r.url.path]), seen)
+
+    assert api.settlements(limit=3).settlements[0].parts["capacity"].paid == "11"
+    assert api.settlement(7).status == "posted"
+    assert api.rewards(account).claims[0].proof == claim["proof"]
+    assert seen[0].url.params["limit"] == "3"
+    assert all("x-gpunet-signature" not in request.headers for request in seen)
 
 
 def test_signed_checker_calls_need_an_account() -> None:
