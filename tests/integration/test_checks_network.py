@@ -46,9 +46,6 @@ def lying_network(root: Path, lie: str, canaries: int = 1) -> Iterator[LocalNetw
         epoch_s=10.0,
         lying_node=lie,
         canaries_per_epoch=canaries,
-        # None of these lies is about speed, so generous deadlines cost no detection,
-        # and an honest node slowed by a busy machine is never judged late.
-        capacity_deadline_factor=8.0,
     )
     network = LocalNetwork(spec, root)
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("GPUNET_")}

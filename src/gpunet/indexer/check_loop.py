@@ -70,6 +70,7 @@ def tick_on(context: IndexerContext, connection: Connection) -> TickReport:
                 window_s=window,
                 with_capacity=every > 0 and epoch % every == 0,
                 seen_within_s=CHECKER_SEEN_WITHIN_S,
+                deadline_factor=settings.capacity_deadline_factor,
             )
             or []
         )

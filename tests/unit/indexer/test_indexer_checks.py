@@ -381,3 +381,18 @@ def run_to_success(
     }
     done = client.signed("POST", f"/v1/jobs/{job_id}/finish", operator, json=receipt)
     assert done.status_code == 200, done.text
+
+
+def test_the_capacity_deadline_factor_setting_reaches_the_checkers(
+    settings: IndexerSettings,
+    clock: ManualClock,
+    operator: LocalAccount,
+    checkers: list[LocalAccount],
+) -> None:
+    stretched = settings.model_copy(update={"capacity_deadline_factor": 4.0})
+    with IndexerTestClient(create_app(stretched, clock=clock)) as client:
+        for checker in checkers:
+            register_checker(client, checker)
+        register_node(client, operator, "n-000000000001")
+        next_epoch(client, clock, checkers)
+        assert task_of(client, checkers[0], "capacity")["deadline_factor"] == 4.0
